@@ -1,0 +1,382 @@
+//! Errors: one enum per operation, each convertible into the umbrella [`Error`].
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// Opening a bus or creating/opening a topic failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The topic name is not `[A-Za-z0-9._-]{1,128}` or starts with `.`.
+    InvalidName(String),
+    /// A builder setting is out of range.
+    InvalidConfig(String),
+    /// An I/O call failed on `path`.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The topic does not exist and the caller asked only to open it.
+    NotFound(PathBuf),
+    /// The file is not a shmbus ring file (wrong magic).
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The ring file has a format version this build does not read.
+    BadVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Version supported.
+        expected: u32,
+    },
+    /// The file is shorter than its header says it must be.
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The size its header requires.
+        needed: u64,
+    },
+    /// A header field is out of range.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Which field.
+        what: String,
+    },
+    /// The file never reached the ready state within the wait bound.
+    NotReady(PathBuf),
+    /// The topic exists with another capacity than the one requested.
+    CapacityMismatch {
+        /// Capacity in the file.
+        found: u64,
+        /// Capacity requested.
+        requested: u64,
+    },
+    /// The topic exists in another mode than the one requested.
+    ModeMismatch {
+        /// Mode in the file.
+        found: crate::Mode,
+        /// Mode requested.
+        requested: crate::Mode,
+    },
+    /// The topic carries another event type.
+    TypeMismatch {
+        /// The topic's type name (from its stored schema), or "raw bytes".
+        found: String,
+        /// The type the caller opened it with.
+        expected: String,
+    },
+    /// A file or directory has unsafe ownership or permissions.
+    UnsafePermissions {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Attaching a publisher or subscriber to a topic failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// Every producer slot is taken by a live process.
+    TooManyProducers,
+    /// Every consumer slot is taken.
+    TooManySubscribers,
+    /// A live subscriber already holds this name.
+    NameInUse(String),
+    /// The subscriber name is empty or longer than [`crate::MAX_NAME`] bytes.
+    InvalidName(String),
+    /// The requested start position is not a record boundary in this topic.
+    InvalidPosition(u64),
+    /// The requested start position has been overwritten: the oldest retained is `oldest`.
+    PositionLost {
+        /// Where the subscriber asked to start.
+        requested: u64,
+        /// The oldest position still in the ring.
+        oldest: u64,
+    },
+    /// Mapping the ring for writing failed.
+    Io(String),
+}
+
+/// Publishing failed; nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// Reliable mode: the slowest live subscriber is a full ring behind (`try_send`).
+    BackPressured,
+    /// `send_timeout` waited this long under back-pressure.
+    Timeout,
+    /// The payload is larger than the topic's maximum.
+    TooLarge {
+        /// Payload length.
+        len: usize,
+        /// The topic's maximum payload length.
+        max: usize,
+    },
+    /// rkyv could not serialise the event.
+    Serialize(String),
+}
+
+/// Receiving failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// A producer evicted this subscriber (it was dead-looking or stuck too long).
+    Evicted,
+    /// Lossy mode: producers lapped this subscriber; it skipped `missed_bytes` and
+    /// resumed at `resumed_at`.
+    Lagged {
+        /// Bytes of the log that were overwritten before they were read.
+        missed_bytes: u64,
+        /// Where reading resumes.
+        resumed_at: u64,
+    },
+    /// A record's payload is not a valid archive of the subscriber's event type.
+    Invalid {
+        /// The record's position.
+        position: u64,
+        /// What validation said.
+        why: String,
+    },
+    /// A record carries another type id than the subscriber's event type.
+    WrongType {
+        /// The record's position.
+        position: u64,
+        /// Its type id.
+        found: u64,
+    },
+    /// The ring holds a malformed record header (a writer wrote garbage).
+    Corrupt {
+        /// The record's position.
+        position: u64,
+        /// What is wrong.
+        what: &'static str,
+    },
+}
+
+/// Any shmbus error.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`OpenError`].
+    Open(OpenError),
+    /// See [`AttachError`].
+    Attach(AttachError),
+    /// See [`SendError`].
+    Send(SendError),
+    /// See [`RecvError`].
+    Recv(RecvError),
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::InvalidName(n) => write!(
+                f,
+                "invalid topic name {n:?}: use 1 to 128 of [A-Za-z0-9._-], not starting with '.'"
+            ),
+            OpenError::InvalidConfig(why) => write!(f, "invalid topic configuration: {why}"),
+            OpenError::Io { path, op, source } => {
+                write!(f, "{op} {}: {source}", path.display())
+            }
+            OpenError::NotFound(p) => write!(f, "no such topic: {}", p.display()),
+            OpenError::BadMagic { path } => {
+                write!(
+                    f,
+                    "{} is not a shmbus ring file (bad magic)",
+                    path.display()
+                )
+            }
+            OpenError::BadVersion {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "{} has ring format version {found}; this build reads version {expected}",
+                path.display()
+            ),
+            OpenError::Truncated { path, size, needed } => write!(
+                f,
+                "{} is truncated: {size} bytes, its header needs {needed}",
+                path.display()
+            ),
+            OpenError::Corrupt { path, what } => {
+                write!(f, "{} is corrupt: bad {what}", path.display())
+            }
+            OpenError::NotReady(p) => {
+                write!(f, "{} was never completed by its creator", p.display())
+            }
+            OpenError::CapacityMismatch { found, requested } => write!(
+                f,
+                "topic exists with capacity {found} bytes, {requested} was requested"
+            ),
+            OpenError::ModeMismatch { found, requested } => {
+                write!(
+                    f,
+                    "topic exists in {found:?} mode, {requested:?} was requested"
+                )
+            }
+            OpenError::TypeMismatch { found, expected } => {
+                write!(f, "topic carries {found}, opened as {expected}")
+            }
+            OpenError::UnsafePermissions { path, why } => {
+                write!(f, "refusing {}: {why}", path.display())
+            }
+        }
+    }
+}
+
+impl fmt::Display for AttachError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttachError::TooManyProducers => write!(
+                f,
+                "all {} producer slots are held by live processes",
+                crate::layout::MAX_PRODUCERS
+            ),
+            AttachError::TooManySubscribers => write!(
+                f,
+                "all {} subscriber slots are taken",
+                crate::layout::MAX_CONSUMERS
+            ),
+            AttachError::NameInUse(n) => {
+                write!(f, "subscriber name {n:?} is held by a live process")
+            }
+            AttachError::InvalidName(n) => write!(
+                f,
+                "invalid subscriber name {n:?}: 1 to {} bytes",
+                crate::layout::MAX_NAME
+            ),
+            AttachError::InvalidPosition(p) => {
+                write!(f, "position {p} is not a record boundary in this topic")
+            }
+            AttachError::PositionLost { requested, oldest } => write!(
+                f,
+                "position {requested} was overwritten; the oldest retained is {oldest}"
+            ),
+            AttachError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::BackPressured => write!(
+                f,
+                "back-pressured: the slowest subscriber is a full ring behind"
+            ),
+            SendError::Timeout => write!(f, "timed out under back-pressure"),
+            SendError::TooLarge { len, max } => {
+                write!(
+                    f,
+                    "payload of {len} bytes exceeds the topic maximum of {max}"
+                )
+            }
+            SendError::Serialize(e) => write!(f, "could not serialise the event: {e}"),
+        }
+    }
+}
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Evicted => write!(f, "this subscriber was evicted by a producer"),
+            RecvError::Lagged {
+                missed_bytes,
+                resumed_at,
+            } => write!(
+                f,
+                "lapped by producers: missed {missed_bytes} bytes, resumed at position {resumed_at}"
+            ),
+            RecvError::Invalid { position, why } => {
+                write!(f, "record at {position} is not a valid event: {why}")
+            }
+            RecvError::WrongType { position, found } => {
+                write!(
+                    f,
+                    "record at {position} has type id {found:#x}, not this subscriber's"
+                )
+            }
+            RecvError::Corrupt { position, what } => {
+                write!(f, "corrupt record header at {position}: {what}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Open(e) => e.fmt(f),
+            Error::Attach(e) => e.fmt(f),
+            Error::Send(e) => e.fmt(f),
+            Error::Recv(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+impl std::error::Error for AttachError {}
+impl std::error::Error for SendError {}
+impl std::error::Error for RecvError {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Open(e) => Some(e),
+            Error::Attach(e) => Some(e),
+            Error::Send(e) => Some(e),
+            Error::Recv(e) => Some(e),
+        }
+    }
+}
+
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Self {
+        Error::Open(e)
+    }
+}
+impl From<AttachError> for Error {
+    fn from(e: AttachError) -> Self {
+        Error::Attach(e)
+    }
+}
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        Error::Send(e)
+    }
+}
+impl From<RecvError> for Error {
+    fn from(e: RecvError) -> Self {
+        Error::Recv(e)
+    }
+}
+
+/// Shorthand for an [`OpenError::Io`].
+pub(crate) fn io_err(
+    path: impl Into<PathBuf>,
+    op: &'static str,
+) -> impl FnOnce(io::Error) -> OpenError {
+    let path = path.into();
+    move |source| OpenError::Io { path, op, source }
+}

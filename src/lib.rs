@@ -1,0 +1,86 @@
+//! # shmbus
+//!
+//! A shared-memory event bus for processes on one machine.
+//!
+//! - **Topics** are lock-free multi-producer broadcast logs in memory-mapped ring files
+//!   (see [`layout`] for the bytes and [`ring`] for the protocol). Every subscriber sees
+//!   every record, in one total order.
+//! - **Reliable mode** (the default) is lossless: a producer never overwrites a record
+//!   a live subscriber has not read; `send` waits, `try_send` returns
+//!   [`SendError::BackPressured`]. Reads are **zero-copy**: a received event borrows the
+//!   mapping and derefs to the rkyv archive, validated by default.
+//! - **Lossy mode** never makes producers wait; a subscriber that is lapped gets
+//!   [`RecvError::Lagged`] with the bytes it missed and resumes. Lossy reads copy and
+//!   re-validate, so no reference into memory a producer can overwrite is handed out.
+//! - **Crashes**: any participant may be SIGKILLed at any instruction. A dead
+//!   subscriber is evicted by the first producer it blocks; a producer that dies between
+//!   claim and commit leaves a claim that a subscriber turns into a gap record after the
+//!   topic's unblock timeout. Nothing committed is lost; no lock is held across a wait.
+//! - **Waiting**: spin, yield, back off, or block on a futex in the shared header (no CPU
+//!   while idle; producers pay for a wake-up only when a subscriber sleeps).
+//! - **Typed events** carry a schema stored in the ring file, so tools decode any event
+//!   to JSON without the producer's code ([`json::render_json`]).
+//!
+//! ```
+//! use shmbus::{Bus, Start};
+//!
+//! #[shmbus::event]
+//! #[derive(Debug)]
+//! struct Tick {
+//!     symbol: String,
+//!     price: f64,
+//! }
+//!
+//! let dir = std::env::temp_dir().join(format!("shmbus-doc-lib-{}", std::process::id()));
+//! let bus = Bus::open_dir(&dir)?;
+//! let topic = bus.topic("ticks").event::<Tick>().capacity(1 << 16).open_or_create()?;
+//! let mut sub = topic.subscriber().start(Start::Earliest).open()?;
+//! let mut publisher = topic.publisher()?;
+//! publisher.send(&Tick { symbol: "ABC".into(), price: 101.5 })?;
+//!
+//! let ev = sub.recv()?;
+//! assert_eq!(ev.symbol, "ABC");
+//! assert_eq!(ev.price, 101.5);
+//!
+//! let mut json = String::new();
+//! shmbus::json::render_json(topic.schema().unwrap(), ev.bytes(), &mut json)?;
+//! assert_eq!(json, r#"{"symbol":"ABC","price":101.5}"#);
+//! # drop(ev); drop(sub); drop(publisher); drop(topic);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+extern crate self as shmbus;
+
+pub mod bus;
+pub mod error;
+pub mod event;
+mod fault;
+pub mod json;
+pub mod layout;
+mod mapping;
+mod os;
+mod publisher;
+#[doc(hidden)]
+pub mod ring;
+pub mod schema;
+mod subscriber;
+mod sync;
+mod wait;
+
+pub use bus::{
+    check_name, Access, Bus, Payload, ProducerInfo, Raw, SubscriberInfo, SubscriberState, Topic,
+    TopicBuilder, TopicStats,
+};
+pub use error::{AttachError, Error, OpenError, RecvError, SendError};
+pub use event::Event;
+pub use layout::Mode;
+pub use os::now_ns;
+pub use publisher::{Grant, Publisher};
+pub use rkyv;
+pub use shmbus_derive::{event, Event};
+pub use subscriber::{RawEvent, Received, Start, Subscriber, SubscriberBuilder};
+pub use wait::Wait;

@@ -1,0 +1,127 @@
+//! Thin wrappers over the Linux calls shmbus needs: clocks, process identity and
+//! liveness, and futexes on shared memory.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Wall-clock time in ns since the Unix epoch (`CLOCK_REALTIME`, through the vDSO).
+#[inline]
+pub fn now_ns() -> u64 {
+    clock_ns(libc::CLOCK_REALTIME)
+}
+
+/// Monotonic time in ns (`CLOCK_MONOTONIC`), for timeouts.
+#[inline]
+pub(crate) fn mono_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+#[inline]
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime writes only into it.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// This process's id.
+pub(crate) fn pid() -> u32 {
+    std::process::id()
+}
+
+/// This process's start time (field 22 of `/proc/self/stat`), read once.
+pub(crate) fn own_start_time() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    *START.get_or_init(|| start_time(pid()).unwrap_or(0))
+}
+
+/// Start time of process `pid` in clock ticks after boot, or `None` if it is gone.
+///
+/// Together with the pid this names a process uniquely, so a recycled pid is never
+/// mistaken for the process that registered a slot.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: skip past it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields after ')' start at field 3; starttime is field 22.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process that registered with `pid` and a start time whose low 28 bits
+/// are `start28` is still running.
+pub(crate) fn alive(pid: u32, start28: u64) -> bool {
+    const MASK: u64 = 0x0fff_ffff;
+    if pid == 0 {
+        return false;
+    }
+    if pid == self::pid() {
+        return start28 == own_start_time() & MASK;
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return false;
+    }
+    match start_time(pid) {
+        Some(s) => s & MASK == start28,
+        // /proc not readable: trust kill().
+        None => r == 0,
+    }
+}
+
+/// Wait on the futex word at `addr` while it holds `expected`, at most `timeout`.
+///
+/// The futex is not process-private: the word lives in a shared mapping.
+pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: the word is a valid, aligned u32 for the duration of the call; the
+    // kernel only reads it. Spurious wake-ups and EINTR are handled by the caller's loop.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// Wake every waiter on the futex word.
+pub(crate) fn futex_wake_all(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: the word is a valid, aligned u32; FUTEX_WAKE does not dereference it
+    // beyond hashing its address.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_alive_and_a_wrong_start_time_is_not() {
+        let st = own_start_time();
+        assert!(st > 0);
+        assert!(alive(pid(), st & 0x0fff_ffff));
+        assert!(!alive(pid(), (st + 1) & 0x0fff_ffff));
+    }
+
+    #[test]
+    fn exited_child_is_dead() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let p = child.id();
+        let st = start_time(p).unwrap_or(0) & 0x0fff_ffff;
+        child.wait().unwrap();
+        assert!(!alive(p, st));
+    }
+}

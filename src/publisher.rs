@@ -1,0 +1,351 @@
+//! Publishers: typed `send`, raw bytes, and the in-place claim / commit grant.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rkyv::ser::allocator::Arena;
+use rkyv::util::AlignedVec;
+
+use crate::bus::{OsLiveness, Payload, Topic};
+use crate::error::{AttachError, SendError};
+use crate::event::{Event, RkyvError};
+use crate::fault::{self, Point};
+use crate::layout::{P_HEARTBEAT, P_STALLS, RECORD_HEADER};
+use crate::mapping::Mapping;
+use crate::ring::{Claim, ClaimFail, ProducerCursor, Ring};
+use crate::sync::Ordering;
+use crate::wait::{Backoff, Wait};
+
+/// A handle that publishes records on one topic. One per thread (it is `Send`, not
+/// `Sync`); any number of publishers, in any processes, may share a topic.
+///
+/// # Examples
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("shmbus-doc-pub-{}", std::process::id()));
+/// let bus = shmbus::Bus::open_dir(&dir).unwrap();
+/// let topic = bus.topic("bytes").capacity(1 << 16).open_or_create().unwrap();
+/// let mut sub = topic.subscriber().open().unwrap();
+/// let mut publisher = topic.publisher().unwrap();
+/// let pos = publisher.send_bytes(7, b"hello").unwrap();
+/// let ev = sub.try_recv_bytes().unwrap().unwrap();
+/// assert_eq!((ev.position(), ev.type_id(), ev.bytes()), (pos, 7, &b"hello"[..]));
+/// # drop(ev); drop(sub); drop(publisher); std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub struct Publisher<E = crate::Raw> {
+    topic: Topic<E>,
+    ring: Arc<Ring<Mapping>>,
+    cur: ProducerCursor,
+    scratch: AlignedVec,
+    arena: Arena,
+    wait: Wait,
+    live: OsLiveness,
+}
+
+impl<E: Payload> Topic<E> {
+    /// Attach a publisher (takes a producer slot until dropped).
+    ///
+    /// # Errors
+    ///
+    /// [`AttachError::TooManyProducers`] when every slot is held by a live process.
+    pub fn publisher(&self) -> Result<Publisher<E>, AttachError> {
+        fault::init();
+        let ring = self.writable_ring()?;
+        let slot = self.register_producer()?;
+        Ok(Publisher {
+            topic: self.clone(),
+            ring,
+            cur: ProducerCursor::new(slot),
+            scratch: AlignedVec::new(),
+            arena: Arena::new(),
+            wait: Wait::Block,
+            live: OsLiveness,
+        })
+    }
+}
+
+impl<E> Drop for Publisher<E> {
+    fn drop(&mut self) {
+        let r = &self.ring;
+        r.pword(self.cur.slot, crate::layout::P_CLAIM)
+            .store(crate::layout::NO_CLAIM, Ordering::Release);
+        r.pword(self.cur.slot, crate::layout::P_OWNER)
+            .store(crate::layout::SLOT_FREE, Ordering::Release);
+    }
+}
+
+/// An uncommitted claim: write the payload in place, then [`Grant::commit`]. Dropping
+/// it uncommitted turns it into padding that subscribers skip.
+pub struct Grant<'a, E> {
+    publisher: &'a mut Publisher<E>,
+    claim: Claim,
+    type_id: u64,
+    done: bool,
+}
+
+impl<E: Payload> Publisher<E> {
+    /// Set how `send`/`claim` wait under back-pressure (default [`Wait::Block`], which
+    /// backs off: spin, yield, then short sleeps).
+    pub fn set_wait(&mut self, wait: Wait) {
+        self.wait = wait;
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &Topic<E> {
+        &self.topic
+    }
+
+    /// Claim room for `len` payload bytes, waiting under back-pressure.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] if `len` exceeds the topic maximum.
+    pub fn claim(&mut self, len: usize) -> Result<Grant<'_, E>, SendError> {
+        self.claim_inner(len, None, true)
+    }
+
+    /// Claim room for `len` payload bytes without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::BackPressured`] if the ring is full for a live subscriber,
+    /// [`SendError::TooLarge`] if `len` exceeds the topic maximum.
+    pub fn try_claim(&mut self, len: usize) -> Result<Grant<'_, E>, SendError> {
+        self.claim_inner(len, None, false)
+    }
+
+    fn claim_inner(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+        wait: bool,
+    ) -> Result<Grant<'_, E>, SendError> {
+        let claim = self.claim_raw(len, timeout, wait)?;
+        Ok(Grant {
+            publisher: self,
+            claim,
+            type_id: E::type_id(),
+            done: false,
+        })
+    }
+
+    #[inline]
+    fn claim_raw(
+        &mut self,
+        len: usize,
+        timeout: Option<Duration>,
+        wait: bool,
+    ) -> Result<Claim, SendError> {
+        let max = self.topic.max_payload();
+        if len > max {
+            return Err(SendError::TooLarge { len, max });
+        }
+        let ring = &self.ring;
+        let mut backoff = Backoff::default();
+        let mut started: Option<Instant> = None;
+        loop {
+            match ring.try_claim(&mut self.cur, len, &self.live) {
+                Ok((claim, must_wait)) => {
+                    fault::hit(Point::AfterClaim);
+                    if must_wait {
+                        ring.wait_writable(
+                            &mut self.cur,
+                            claim.pos + crate::layout::record_size(len),
+                            &self.live,
+                        );
+                    }
+                    return Ok(claim);
+                }
+                Err(ClaimFail::Full) => {
+                    if started.is_none() {
+                        self.cur.stalls += 1;
+                        ring.pword(self.cur.slot, P_STALLS)
+                            .store(self.cur.stalls, Ordering::Relaxed);
+                        ring.pword(self.cur.slot, P_HEARTBEAT)
+                            .store(crate::os::now_ns(), Ordering::Relaxed);
+                    }
+                    if !wait {
+                        return Err(SendError::BackPressured);
+                    }
+                    let t0 = *started.get_or_insert_with(Instant::now);
+                    if let Some(limit) = timeout {
+                        if t0.elapsed() >= limit {
+                            return Err(SendError::Timeout);
+                        }
+                    }
+                    backoff.pause(self.wait);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn publish(
+        &mut self,
+        type_id: u64,
+        payload: &[u8],
+        wait: bool,
+        timeout: Option<Duration>,
+    ) -> Result<u64, SendError> {
+        let claim = self.claim_raw(payload.len(), timeout, wait)?;
+        let ring = &self.ring;
+        let off = ring.data_off(claim.pos) + RECORD_HEADER;
+        // SAFETY: the claim owns these bytes until commit; producers map data read-write.
+        unsafe { ring.mem.data_slice_mut(off, payload.len()) }.copy_from_slice(payload);
+        ring.write_header(claim.pos, claim.len, type_id, crate::os::now_ns());
+        fault::hit(Point::BeforeCommit);
+        ring.commit(&mut self.cur, claim);
+        Ok(claim.pos)
+    }
+
+    /// Publish raw bytes with a type id, waiting under back-pressure. Returns the
+    /// record's position.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`].
+    pub fn send_bytes(&mut self, type_id: u64, payload: &[u8]) -> Result<u64, SendError> {
+        self.publish(type_id, payload, true, None)
+    }
+
+    /// Publish raw bytes without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::BackPressured`], [`SendError::TooLarge`].
+    pub fn try_send_bytes(&mut self, type_id: u64, payload: &[u8]) -> Result<u64, SendError> {
+        self.publish(type_id, payload, false, None)
+    }
+
+    /// Publish raw bytes, waiting at most `timeout` under back-pressure.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Timeout`], [`SendError::TooLarge`].
+    pub fn send_bytes_timeout(
+        &mut self,
+        type_id: u64,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<u64, SendError> {
+        self.publish(type_id, payload, true, Some(timeout))
+    }
+}
+
+impl<E: Event + 'static> Publisher<E> {
+    fn serialize(&mut self, ev: &E) -> Result<(), SendError> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        match rkyv::api::high::to_bytes_in_with_alloc::<_, _, RkyvError>(
+            ev,
+            buf,
+            self.arena.acquire(),
+        ) {
+            Ok(b) => {
+                self.scratch = b;
+                Ok(())
+            }
+            Err(e) => Err(SendError::Serialize(e.to_string())),
+        }
+    }
+
+    fn send_inner(
+        &mut self,
+        ev: &E,
+        wait: bool,
+        timeout: Option<Duration>,
+    ) -> Result<u64, SendError> {
+        self.serialize(ev)?;
+        let scratch = std::mem::take(&mut self.scratch);
+        let r = self.publish(E::TYPE_ID, &scratch, wait, timeout);
+        self.scratch = scratch;
+        r
+    }
+
+    /// Serialise `ev` with rkyv and publish it, waiting under back-pressure. Returns
+    /// the record's position.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`], [`SendError::Serialize`].
+    pub fn send(&mut self, ev: &E) -> Result<u64, SendError> {
+        self.send_inner(ev, true, None)
+    }
+
+    /// Publish without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::BackPressured`] when the ring is full for a live subscriber.
+    pub fn try_send(&mut self, ev: &E) -> Result<u64, SendError> {
+        self.send_inner(ev, false, None)
+    }
+
+    /// Publish, waiting at most `timeout` under back-pressure.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Timeout`], [`SendError::TooLarge`], [`SendError::Serialize`].
+    pub fn send_timeout(&mut self, ev: &E, timeout: Duration) -> Result<u64, SendError> {
+        self.send_inner(ev, true, Some(timeout))
+    }
+}
+
+impl<E: Payload> Grant<'_, E> {
+    /// The record's position.
+    pub fn position(&self) -> u64 {
+        self.claim.pos
+    }
+
+    /// Set the type id written into the header (default: the topic's).
+    pub fn set_type_id(&mut self, type_id: u64) {
+        self.type_id = type_id;
+    }
+
+    /// The payload bytes to fill (their previous contents are unspecified).
+    pub fn payload(&mut self) -> &mut [u8] {
+        let ring = &self.publisher.ring;
+        let off = ring.data_off(self.claim.pos) + RECORD_HEADER;
+        // SAFETY: the claim owns these bytes until commit or abort; the grant borrows
+        // the publisher mutably, so no other claim of this handle can alias them.
+        unsafe { ring.mem.data_slice_mut(off, self.claim.len) }
+    }
+
+    /// Publish the record. Returns its position.
+    pub fn commit(mut self) -> u64 {
+        let ring = &self.publisher.ring;
+        ring.write_header(
+            self.claim.pos,
+            self.claim.len,
+            self.type_id,
+            crate::os::now_ns(),
+        );
+        fault::hit(Point::BeforeCommit);
+        ring.commit(&mut self.publisher.cur, self.claim);
+        self.done = true;
+        self.claim.pos
+    }
+
+    /// Give the claim up: it becomes padding that subscribers skip.
+    pub fn abort(mut self) {
+        self.abort_inner();
+    }
+
+    fn abort_inner(&mut self) {
+        if !self.done {
+            self.done = true;
+            let ring = &self.publisher.ring;
+            ring.abort(&mut self.publisher.cur, self.claim);
+        }
+    }
+}
+
+impl<E> Drop for Grant<'_, E> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            let ring = &self.publisher.ring;
+            ring.abort(&mut self.publisher.cur, self.claim);
+        }
+    }
+}

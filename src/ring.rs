@@ -1,0 +1,683 @@
+//! The ring protocol: claim, commit, read, back-pressure, joining, eviction and
+//! unblocking of abandoned claims.
+//!
+//! Everything here works on a [`Memory`]: the real ring file mapping, or, under
+//! `--cfg loom`, a model of it whose words are loom atomics. The protocol is the same.
+//!
+//! # Claims
+//!
+//! A producer reads the tail `t`, computes the end of its claim (a padding record to
+//! the end of the lap first if the record would straddle it), writes `t` into its
+//! slot's *claim intent*, and CASes the tail from `t` to the end. The intent is what
+//! lets a consumer find the boundaries of an abandoned claim later.
+//!
+//! # Back-pressure and joining (reliable mode)
+//!
+//! A claim may end at most one capacity past the slowest live consumer position.
+//! Producers cache that limit and rescan the consumer table only when they reach it.
+//! A consumer joining at an old position publishes its slot, bumps the consumer
+//! generation (SeqCst) and then reads the tail (SeqCst); a producer reads the
+//! generation (SeqCst) right after its tail CAS (SeqCst). In the single total order
+//! of those operations either the producer sees the new generation (and rescans,
+//! seeing the joiner, before writing anything) or the joiner sees the producer's claim
+//! in the tail and starts no earlier than `tail - capacity`. So no byte a consumer
+//! still needs is ever overwritten.
+//!
+//! # Abandoned claims
+//!
+//! A consumer blocked at `p` for longer than the unblock timeout takes the unblock
+//! lock and, if no live producer's intent is `p`, writes a gap record from `p` to the
+//! first known boundary after it: a committed record, any producer's claim intent, or
+//! the tail. Every record start in that range is such a boundary, because a claim's
+//! intent stays in its slot until its commit word is stored.
+
+use crate::layout::*;
+use crate::sync::{fence, spin_hint, AtomicU32, AtomicU64, Ordering};
+
+/// Where the ring's words and bytes live.
+///
+/// Offsets are byte offsets into the ring file (header then data).
+pub(crate) trait Memory {
+    /// The 8-byte aligned atomic word at `off`.
+    fn word(&self, off: usize) -> &AtomicU64;
+    /// The 4-byte aligned atomic word at `off`.
+    fn word32(&self, off: usize) -> &AtomicU32;
+    /// Copy `src` into the data region at `off`.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns `[off, off + src.len())` by a committed-not-yet claim.
+    unsafe fn write(&self, off: usize, src: &[u8]);
+    /// Copy bytes at `off` into `dst` (racy reads are allowed: lossy readers validate).
+    fn read(&self, off: usize, dst: &mut [u8]);
+    /// Store a record header's length then its commit word (release), as a consumer
+    /// that may map the data read-only (used to write gap records).
+    fn store_gap(&self, off: usize, len: u32, commit: u64);
+}
+
+/// Static parameters of a ring, read from its header.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Params {
+    pub capacity: u64,
+    pub mode: Mode,
+    pub max_payload: usize,
+    pub consumer_timeout_ns: u64,
+    pub unblock_timeout_ns: u64,
+    pub hold_named: bool,
+}
+
+/// A ring: parameters plus the memory that holds it.
+pub(crate) struct Ring<M> {
+    pub mem: M,
+    pub p: Params,
+    mask: u64,
+}
+
+/// Outcome of reading the record at a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// A committed data record.
+    Record(RecordHeader),
+    /// Padding or a gap: skip to `next`.
+    Skip { next: u64, gap: bool },
+    /// Nothing committed here yet.
+    NotYet,
+    /// Lossy mode: the position was overwritten by a later lap.
+    Overwritten,
+    /// The header is malformed.
+    Corrupt(&'static str),
+}
+
+/// A committed record's header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// The record's position.
+    pub position: u64,
+    /// Payload length.
+    pub len: u32,
+    /// Type id.
+    pub type_id: u64,
+    /// Producer timestamp, ns since the Unix epoch.
+    pub timestamp: u64,
+}
+
+impl RecordHeader {
+    /// Position of the next record.
+    pub fn next(&self) -> u64 {
+        self.position + record_size(self.len as usize)
+    }
+}
+
+/// A claim made by a producer, not yet committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    /// Position of the record.
+    pub pos: u64,
+    /// Payload length.
+    pub len: usize,
+}
+
+/// A producer's private view: its slot and cached cursors.
+///
+/// `limit` may be stale low (the producer rescans when it reaches it) but never stale
+/// high except across a consumer join, which the generation check catches.
+#[derive(Debug)]
+pub(crate) struct ProducerCursor {
+    pub slot: usize,
+    pub limit: u64,
+    pub gen: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub stalls: u64,
+    /// Consumer slot -> (position, monotonic ns first seen there) for stuck detection.
+    pub stuck: Vec<(u64, u64)>,
+    pub last_resolve_ns: u64,
+}
+
+impl ProducerCursor {
+    pub fn new(slot: usize) -> Self {
+        ProducerCursor {
+            slot,
+            limit: 0,
+            gen: u64::MAX,
+            records: 0,
+            bytes: 0,
+            stalls: 0,
+            stuck: vec![(u64::MAX, 0); MAX_CONSUMERS],
+            last_resolve_ns: 0,
+        }
+    }
+}
+
+/// Why a claim could not be made now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimFail {
+    /// Reliable mode: a live consumer is a full ring behind.
+    Full,
+}
+
+/// Owner word of a slot: `pid << 32 | start28 << 4 | state`, where `start28` is the
+/// low 28 bits of the owner's process start time. Pid and start time in one word let
+/// anyone judge liveness from a single load, with no window where they disagree.
+pub(crate) fn owner(pid: u32, start: u64, state: u64) -> u64 {
+    ((pid as u64) << 32) | ((start & START_MASK) << 4) | (state & 0xf)
+}
+/// This process's owner word in `state`.
+pub(crate) fn my_owner(state: u64) -> u64 {
+    owner(crate::os::pid(), crate::os::own_start_time(), state)
+}
+pub(crate) fn owner_pid(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+pub(crate) fn owner_start(word: u64) -> u64 {
+    (word >> 4) & START_MASK
+}
+pub(crate) fn owner_state(word: u64) -> u64 {
+    word & 0xf
+}
+/// Bits of the process start time kept in owner words.
+pub(crate) const START_MASK: u64 = 0x0fff_ffff;
+
+/// Liveness oracle: the real one asks the OS; the loom model says everyone is alive
+/// unless told otherwise.
+pub(crate) trait Liveness {
+    /// Whether process `pid` whose start time has low 28 bits `start28` still runs.
+    fn alive(&self, pid: u32, start28: u64) -> bool;
+    fn now_ns(&self) -> u64;
+}
+
+impl<M: Memory> Ring<M> {
+    pub fn new(mem: M, p: Params) -> Self {
+        Ring {
+            mem,
+            p,
+            mask: p.capacity - 1,
+        }
+    }
+
+    /// File offset of a position's bytes.
+    #[inline]
+    pub fn data_off(&self, pos: u64) -> usize {
+        HEADER_SIZE + (pos & self.mask) as usize
+    }
+
+    #[inline]
+    pub fn tail(&self) -> &AtomicU64 {
+        self.mem.word(OFF_TAIL)
+    }
+
+    #[inline]
+    fn commit_word(&self, pos: u64) -> &AtomicU64 {
+        self.mem.word(self.data_off(pos))
+    }
+
+    /// Producer slot word.
+    #[inline]
+    pub fn pword(&self, slot: usize, field: usize) -> &AtomicU64 {
+        self.mem.word(producer_slot(slot) + field)
+    }
+
+    /// Consumer slot word.
+    #[inline]
+    pub fn cword(&self, slot: usize, field: usize) -> &AtomicU64 {
+        self.mem.word(consumer_slot(slot) + field)
+    }
+
+    // ---------------------------------------------------------------- producers
+
+    /// Try to claim room for a record of `len` payload bytes (len ≤ max_payload).
+    ///
+    /// On success the claim is owned: the caller must write and [`Ring::commit`] it.
+    /// If the claim crossed the end of the lap, the padding record is already
+    /// committed. `must_wait` is set when a consumer joined concurrently and the claim
+    /// must not be written until [`Ring::wait_writable`] says so.
+    #[inline]
+    pub fn try_claim(
+        &self,
+        cur: &mut ProducerCursor,
+        len: usize,
+        live: &impl Liveness,
+    ) -> Result<(Claim, bool), ClaimFail> {
+        let size = record_size(len);
+        let reliable = self.p.mode == Mode::Reliable;
+        let intent = self.pword(cur.slot, P_CLAIM);
+        let (start, end) = loop {
+            let t = self.tail().load(Ordering::Relaxed);
+            let off = t & self.mask;
+            let pad = if off + size > self.p.capacity {
+                self.p.capacity - off
+            } else {
+                0
+            };
+            let end = t + pad + size;
+            if reliable && end > cur.limit {
+                self.refresh_limit(cur);
+                if end > cur.limit {
+                    self.resolve_blockers(cur, end, live);
+                    if end > cur.limit {
+                        return Err(ClaimFail::Full);
+                    }
+                }
+            }
+            // Relaxed: the SeqCst CAS below orders it before the tail update (the
+            // release half of the pair that `unblock` acquires with its tail load).
+            intent.store(t, Ordering::Relaxed);
+            if self
+                .tail()
+                .compare_exchange_weak(t, end, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                break (t, end);
+            }
+            spin_hint();
+        };
+        let mut must_wait = false;
+        if reliable {
+            // Pairs with the joiner's SeqCst generation bump (see module docs).
+            let gen = self.mem.word(OFF_GEN).load(Ordering::SeqCst);
+            if gen != cur.gen {
+                self.refresh_limit(cur);
+                must_wait = end > cur.limit;
+            }
+        }
+        let pos = end - size;
+        if pos != start {
+            // Padding to the end of the lap, committed at once. If we must wait for a
+            // joiner, the padding waits too (it overwrites old bytes).
+            if must_wait {
+                self.wait_writable(cur, end, live);
+                must_wait = false;
+            }
+            self.write_header(start, (pos - start) as usize - RECORD_HEADER, 0, 0);
+            self.commit_word(start)
+                .store(start | COMMITTED | PADDING, Ordering::Release);
+        }
+        Ok((Claim { pos, len }, must_wait))
+    }
+
+    /// Rescan the consumer table: the new limit is the slowest live position plus
+    /// one capacity (unbounded with no consumers).
+    pub fn refresh_limit(&self, cur: &mut ProducerCursor) {
+        // Read the generation first: a consumer that joins after this read bumps it,
+        // and the producer will rescan after its next claim.
+        cur.gen = self.mem.word(OFF_GEN).load(Ordering::SeqCst);
+        let mut min = u64::MAX;
+        for i in 0..MAX_CONSUMERS {
+            let o = self.cword(i, C_OWNER).load(Ordering::SeqCst);
+            let st = owner_state(o);
+            if st == SLOT_ACTIVE || st == SLOT_DETACHED {
+                min = min.min(self.cword(i, C_POSITION).load(Ordering::SeqCst));
+            }
+        }
+        cur.limit = min.saturating_add(self.p.capacity);
+        self.mem
+            .word(OFF_LIMIT)
+            .fetch_max(cur.limit.min(u64::MAX - 1), Ordering::Relaxed);
+    }
+
+    /// A producer blocked short of `end`: evict consumers that are dead, detached for
+    /// too long, or stuck for longer than the consumer timeout. Rate-limited.
+    pub fn resolve_blockers(&self, cur: &mut ProducerCursor, end: u64, live: &impl Liveness) {
+        let now = live.now_ns();
+        if now.saturating_sub(cur.last_resolve_ns) < 1_000_000 {
+            return;
+        }
+        cur.last_resolve_ns = now;
+        let mut changed = false;
+        for i in 0..MAX_CONSUMERS {
+            let ow = self.cword(i, C_OWNER);
+            let o = ow.load(Ordering::SeqCst);
+            let st = owner_state(o);
+            if st != SLOT_ACTIVE && st != SLOT_DETACHED {
+                cur.stuck[i] = (u64::MAX, 0);
+                continue;
+            }
+            let pos = self.cword(i, C_POSITION).load(Ordering::SeqCst);
+            if pos.saturating_add(self.p.capacity) >= end {
+                cur.stuck[i] = (u64::MAX, 0);
+                continue;
+            }
+            let named = self
+                .mem
+                .word32(consumer_slot(i) + C_FLAGS)
+                .load(Ordering::Relaxed)
+                & C_FLAG_NAMED
+                != 0;
+            let hold = named && self.p.hold_named;
+            let timeout = self.p.consumer_timeout_ns;
+            if st == SLOT_ACTIVE {
+                if !live.alive(owner_pid(o), owner_start(o)) {
+                    let new = if named {
+                        // Keep the name and position; give it the grace of the timeout.
+                        self.cword(i, C_HEARTBEAT).store(now, Ordering::Relaxed);
+                        owner(0, 0, SLOT_DETACHED)
+                    } else {
+                        SLOT_FREE
+                    };
+                    if ow
+                        .compare_exchange(o, new, Ordering::SeqCst, Ordering::Relaxed)
+                        .is_ok()
+                    {
+                        if new == SLOT_FREE {
+                            self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
+                        }
+                        changed = true;
+                    }
+                    continue;
+                }
+                // Alive: stuck if its position has not moved for the timeout.
+                let (seen, since) = cur.stuck[i];
+                if seen != pos {
+                    cur.stuck[i] = (pos, now);
+                } else if !hold && now.saturating_sub(since) >= timeout {
+                    if ow
+                        .compare_exchange(
+                            o,
+                            (o & !0xf) | SLOT_EVICTED,
+                            Ordering::SeqCst,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
+                        changed = true;
+                    }
+                }
+            } else {
+                // Detached named subscriber: held for the timeout after it left.
+                let since = self.cword(i, C_HEARTBEAT).load(Ordering::Relaxed);
+                if !hold && now.saturating_sub(since) >= timeout {
+                    if ow
+                        .compare_exchange(
+                            o,
+                            owner(0, 0, SLOT_EVICTED),
+                            Ordering::SeqCst,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.refresh_limit(cur);
+        }
+    }
+
+    /// Wait (spinning politely) until the claim ending at `end` may be written.
+    pub fn wait_writable(&self, cur: &mut ProducerCursor, end: u64, live: &impl Liveness) {
+        let mut spins = 0u32;
+        while end > cur.limit {
+            self.refresh_limit(cur);
+            if end <= cur.limit {
+                break;
+            }
+            self.resolve_blockers(cur, end, live);
+            spins += 1;
+            if spins < 64 {
+                spin_hint();
+            } else {
+                #[cfg(not(loom))]
+                std::thread::yield_now();
+                #[cfg(loom)]
+                loom::thread::yield_now();
+            }
+        }
+    }
+
+    /// Write a record header's length, type and timestamp (not the commit word).
+    #[inline]
+    pub fn write_header(&self, pos: u64, len: usize, type_id: u64, ts: u64) {
+        let off = self.data_off(pos);
+        let mut h = [0u8; RECORD_HEADER - R_LEN];
+        h[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+        h[R_TYPE - R_LEN..R_TYPE - R_LEN + 8].copy_from_slice(&type_id.to_le_bytes());
+        h[R_TIME - R_LEN..R_TIME - R_LEN + 8].copy_from_slice(&ts.to_le_bytes());
+        // SAFETY: the header lies inside the caller's claim.
+        unsafe { self.mem.write(off + R_LEN, &h) };
+    }
+
+    /// Publish a written claim: store its commit word (release), clear the intent,
+    /// and wake sleeping consumers if any announced themselves.
+    #[inline]
+    pub fn commit(&self, cur: &mut ProducerCursor, claim: Claim) {
+        // Release: pairs with the consumer's acquire load in `read_at`.
+        self.commit_word(claim.pos)
+            .store(claim.pos | COMMITTED, Ordering::Release);
+        // Release: a consumer that sees the intent cleared also sees the commit.
+        self.pword(cur.slot, P_CLAIM)
+            .store(NO_CLAIM, Ordering::Release);
+        cur.records += 1;
+        cur.bytes += claim.len as u64;
+        self.pword(cur.slot, P_RECORDS)
+            .store(cur.records, Ordering::Relaxed);
+        self.pword(cur.slot, P_BYTES)
+            .store(cur.bytes, Ordering::Relaxed);
+        self.wake();
+    }
+
+    /// Turn an owned claim into padding (an abandoned grant).
+    pub fn abort(&self, cur: &mut ProducerCursor, claim: Claim) {
+        self.write_header(claim.pos, claim.len, 0, 0);
+        self.commit_word(claim.pos)
+            .store(claim.pos | COMMITTED | PADDING, Ordering::Release);
+        self.pword(cur.slot, P_CLAIM)
+            .store(NO_CLAIM, Ordering::Release);
+        self.wake();
+    }
+
+    /// Wake sleepers. The SeqCst fence orders the commit store before the waiter
+    /// count load (Dekker with the sleeper's increment-then-recheck).
+    #[inline]
+    pub fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if self.mem.word32(OFF_FUTEX_WAITERS).load(Ordering::Relaxed) != 0 {
+            self.mem
+                .word32(OFF_FUTEX_SEQ)
+                .fetch_add(1, Ordering::SeqCst);
+            #[cfg(not(loom))]
+            self.futex_wake();
+        }
+    }
+
+    #[cfg(not(loom))]
+    fn futex_wake(&self) {
+        let w = self.mem.word32(OFF_FUTEX_SEQ);
+        crate::os::futex_wake_all(w);
+    }
+
+    // ---------------------------------------------------------------- consumers
+
+    /// Read the record header at `pos`.
+    #[inline]
+    pub fn read_at(&self, pos: u64) -> Read {
+        let w = self.commit_word(pos).load(Ordering::Acquire);
+        if w & !FLAG_MASK != pos || w & COMMITTED == 0 {
+            if self.p.mode == Mode::Lossy && w & COMMITTED != 0 && w & !FLAG_MASK > pos {
+                return Read::Overwritten;
+            }
+            return Read::NotYet;
+        }
+        let off = self.data_off(pos);
+        let mut h = [0u8; RECORD_HEADER - R_LEN];
+        self.mem.read(off + R_LEN, &mut h);
+        let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        let room = self.p.capacity - (pos & self.mask) - RECORD_HEADER as u64;
+        if len as u64 > room {
+            if self.p.mode == Mode::Lossy && self.commit_word(pos).load(Ordering::Acquire) != w {
+                return Read::Overwritten;
+            }
+            return Read::Corrupt("length runs past the end of the lap");
+        }
+        let next = pos + record_size(len as usize);
+        if w & (PADDING | GAP) != 0 {
+            return Read::Skip {
+                next,
+                gap: w & GAP != 0,
+            };
+        }
+        Read::Record(RecordHeader {
+            position: pos,
+            len,
+            type_id: u64::from_le_bytes(
+                h[R_TYPE - R_LEN..R_TYPE - R_LEN + 8]
+                    .try_into()
+                    .unwrap_or_default(),
+            ),
+            timestamp: u64::from_le_bytes(
+                h[R_TIME - R_LEN..R_TIME - R_LEN + 8]
+                    .try_into()
+                    .unwrap_or_default(),
+            ),
+        })
+    }
+
+    /// Lossy readers: true if bytes read from `[pos, next)` were not overwritten.
+    /// Call after copying them out.
+    #[inline]
+    pub fn still_valid(&self, pos: u64) -> bool {
+        // Acquire fence: if any byte we copied came from a later lap's write, the
+        // claim that preceded that write is visible in the tail.
+        fence(Ordering::Acquire);
+        self.tail().load(Ordering::Relaxed) <= pos + self.p.capacity
+    }
+
+    /// Lossy readers: whether producers have lapped a reader at `pos`.
+    pub fn lapped(&self, pos: u64) -> bool {
+        self.tail().load(Ordering::Acquire) > pos + self.p.capacity
+    }
+
+    /// A record boundary at or after `floor`, reached by walking record lengths from
+    /// the start of `floor`'s lap (every lap start is a boundary: records never
+    /// straddle the end). Each step is re-validated against concurrent overwrites;
+    /// if the chain breaks, the next lap start is used.
+    pub fn boundary_at_or_after(&self, floor: u64) -> u64 {
+        let t = self.tail().load(Ordering::SeqCst);
+        if floor >= t {
+            return t;
+        }
+        let lap = floor & !self.mask;
+        let fallback = (lap + self.p.capacity).min(t);
+        let mut q = lap;
+        while q < floor {
+            let next = match self.read_at(q) {
+                Read::Record(h) => h.next(),
+                Read::Skip { next, .. } => next,
+                _ => return fallback,
+            };
+            if !self.still_valid(q) {
+                return fallback;
+            }
+            q = next;
+        }
+        q
+    }
+
+    /// Whether the bytes at `pos` are still intact (not overwritten by a later lap).
+    pub fn intact(&self, pos: u64) -> bool {
+        self.tail().load(Ordering::SeqCst) <= pos + self.p.capacity
+    }
+
+    /// Oldest retained boundary.
+    pub fn earliest(&self) -> u64 {
+        let t = self.tail().load(Ordering::SeqCst);
+        if t <= self.p.capacity {
+            0
+        } else {
+            self.boundary_at_or_after(t - self.p.capacity)
+        }
+    }
+
+    /// Consumer slot `slot` joins at `want` (a boundary) and publishes it. Returns the
+    /// position actually taken: `want`, or a later boundary if `want` was overwritten.
+    pub fn join(&self, slot: usize, want: u64) -> u64 {
+        let mut at = want;
+        loop {
+            self.cword(slot, C_POSITION).store(at, Ordering::SeqCst);
+            // Pairs with the producers' generation load after their tail CAS.
+            self.mem.word(OFF_GEN).fetch_add(1, Ordering::SeqCst);
+            if self.intact(at) {
+                return at;
+            }
+            let t = self.tail().load(Ordering::SeqCst);
+            at = self.boundary_at_or_after(t.saturating_sub(self.p.capacity));
+        }
+    }
+
+    /// A consumer blocked at `pos` (claimed but not committed) for longer than the
+    /// unblock timeout calls this. If the claim's producer is dead, it becomes a gap
+    /// record. Returns true if a record (gap or real) is now committed at `pos`.
+    pub fn unblock(&self, pos: u64, live: &impl Liveness) -> bool {
+        let t = self.tail().load(Ordering::SeqCst);
+        if pos >= t {
+            return false;
+        }
+        let me = my_owner(SLOT_ACTIVE);
+        let lock = self.mem.word(OFF_UNBLOCK_LOCK);
+        let cur = lock.load(Ordering::SeqCst);
+        // Steal the lock only from a dead holder.
+        if cur != 0 && live.alive(owner_pid(cur), owner_start(cur)) {
+            return false;
+        }
+        if lock
+            .compare_exchange(cur, me, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let done = self.unblock_locked(pos, t, live);
+        lock.store(0, Ordering::SeqCst);
+        done
+    }
+
+    fn unblock_locked(&self, pos: u64, t: u64, live: &impl Liveness) -> bool {
+        if !matches!(self.read_at(pos), Read::NotYet) {
+            return true;
+        }
+        let mut end = t;
+        for i in 0..MAX_PRODUCERS {
+            let o = self.pword(i, P_OWNER).load(Ordering::SeqCst);
+            let intent = self.pword(i, P_CLAIM).load(Ordering::SeqCst);
+            if intent == NO_CLAIM {
+                continue;
+            }
+            if intent == pos
+                && owner_state(o) == SLOT_ACTIVE
+                && live.alive(owner_pid(o), owner_start(o))
+            {
+                return false; // a live producer is writing it
+            }
+            if intent > pos && intent < end {
+                end = intent;
+            }
+        }
+        // Never past the end of the lap: the lap start is a boundary.
+        let lap_end = (pos & !self.mask) + self.p.capacity;
+        end = end.min(lap_end);
+        let mut q = pos + RECORD_ALIGN;
+        while q < end {
+            let w = self.commit_word(q).load(Ordering::SeqCst);
+            if w & COMMITTED != 0 && w & !FLAG_MASK == q {
+                end = q;
+                break;
+            }
+            q += RECORD_ALIGN;
+        }
+        // Re-check: the claim might have been committed meanwhile.
+        if !matches!(self.read_at(pos), Read::NotYet) {
+            return true;
+        }
+        let len = (end - pos) as usize - RECORD_HEADER;
+        self.mem
+            .store_gap(self.data_off(pos), len as u32, pos | COMMITTED | GAP);
+        self.mem.word(OFF_GAPS).fetch_add(1, Ordering::Relaxed);
+        self.mem
+            .word(OFF_GAP_BYTES)
+            .fetch_add(end - pos, Ordering::Relaxed);
+        self.wake();
+        true
+    }
+}

@@ -1,0 +1,706 @@
+//! Subscribers: broadcast readers with zero-copy (reliable) or copied-and-validated
+//! (lossy) access, optional durable names, and wait strategies.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::time::Duration;
+
+use rkyv::util::AlignedVec;
+
+use crate::bus::{OsLiveness, Payload, Topic};
+use crate::error::{AttachError, RecvError};
+use crate::event::{Event, RkyvError};
+use crate::layout::*;
+use crate::ring::{my_owner, owner, owner_pid, owner_start, owner_state, Read, RecordHeader};
+use crate::sync::Ordering;
+use crate::wait::{Backoff, Wait};
+
+/// Where a new subscriber starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Start {
+    /// Only records published after it joins (the default).
+    #[default]
+    Latest,
+    /// The oldest record still in the ring.
+    Earliest,
+    /// A record position (e.g. one stored from an earlier event).
+    Position(u64),
+}
+
+/// Configures a subscriber.
+pub struct SubscriberBuilder<E> {
+    topic: Topic<E>,
+    name: Option<String>,
+    start: Start,
+    wait: Wait,
+    accept_loss: bool,
+}
+
+impl<E: Payload> Topic<E> {
+    /// Configure a subscriber (anonymous, starting at the latest record, blocking).
+    pub fn subscriber(&self) -> SubscriberBuilder<E> {
+        SubscriberBuilder {
+            topic: self.clone(),
+            name: None,
+            start: Start::Latest,
+            wait: Wait::Block,
+            accept_loss: false,
+        }
+    }
+}
+
+impl<E: Payload> SubscriberBuilder<E> {
+    /// A durable name: its position lives in the ring file, and a later subscriber with
+    /// the same name resumes there (its `start` is used only the first time).
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Where to start (default [`Start::Latest`]).
+    pub fn start(mut self, start: Start) -> Self {
+        self.start = start;
+        self
+    }
+
+    /// Wait strategy (default [`Wait::Block`]).
+    pub fn wait(mut self, wait: Wait) -> Self {
+        self.wait = wait;
+        self
+    }
+
+    /// If the start position was already overwritten, start at the oldest retained
+    /// record instead of failing with [`AttachError::PositionLost`].
+    pub fn accept_loss(mut self, yes: bool) -> Self {
+        self.accept_loss = yes;
+        self
+    }
+
+    /// Attach.
+    ///
+    /// # Errors
+    ///
+    /// [`AttachError`]: no free slot, name in use or invalid, bad or lost position.
+    pub fn open(self) -> Result<Subscriber<E>, AttachError> {
+        let topic = self.topic;
+        let ring = &topic.inner.ring;
+        let mut resume = None;
+        if let Some(name) = &self.name {
+            if name.is_empty() || name.len() > MAX_NAME {
+                return Err(AttachError::InvalidName(name.clone()));
+            }
+        }
+        // Find our slot: the one carrying our name, else a free one.
+        let slot = 'found: {
+            if let Some(name) = &self.name {
+                for i in 0..MAX_CONSUMERS {
+                    if topic.slot_name(i).as_deref() != Some(name.as_str()) {
+                        continue;
+                    }
+                    let ow = ring.cword(i, C_OWNER);
+                    let o = ow.load(Ordering::SeqCst);
+                    let st = owner_state(o);
+                    if st == SLOT_FREE || st == SLOT_JOINING {
+                        continue;
+                    }
+                    if st == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
+                        return Err(AttachError::NameInUse(name.clone()));
+                    }
+                    if ow
+                        .compare_exchange(
+                            o,
+                            my_owner(SLOT_JOINING),
+                            Ordering::SeqCst,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        clear_sleeping(&topic, i, o);
+                        resume = Some(ring.cword(i, C_POSITION).load(Ordering::SeqCst));
+                        break 'found i;
+                    }
+                    return Err(AttachError::NameInUse(name.clone()));
+                }
+            }
+            for i in 0..MAX_CONSUMERS {
+                let ow = ring.cword(i, C_OWNER);
+                if ow.load(Ordering::Relaxed) == SLOT_FREE
+                    && ow
+                        .compare_exchange(
+                            SLOT_FREE,
+                            my_owner(SLOT_JOINING),
+                            Ordering::SeqCst,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                {
+                    let (flags, name) = match &self.name {
+                        Some(n) => (C_FLAG_NAMED, n.as_bytes()),
+                        None => (0, &b""[..]),
+                    };
+                    write_name(&topic, i, flags, name);
+                    break 'found i;
+                }
+            }
+            return Err(AttachError::TooManySubscribers);
+        };
+        let fail = |e| {
+            ring.cword(slot, C_OWNER).store(
+                if self.name.is_some() && resume.is_some() {
+                    owner(0, 0, SLOT_DETACHED)
+                } else {
+                    SLOT_FREE
+                },
+                Ordering::SeqCst,
+            );
+            Err(e)
+        };
+        let tail = ring.tail().load(Ordering::SeqCst);
+        let want = match (resume, self.start) {
+            (Some(p), _) => p,
+            (None, Start::Latest) => tail,
+            (None, Start::Earliest) => ring.earliest(),
+            (None, Start::Position(p)) => {
+                if p % RECORD_ALIGN != 0 || p > tail {
+                    return fail(AttachError::InvalidPosition(p));
+                }
+                if p < tail
+                    && !matches!(ring.read_at(p), Read::Record(_) | Read::Skip { .. })
+                    && ring.intact(p)
+                {
+                    return fail(AttachError::InvalidPosition(p));
+                }
+                p
+            }
+        };
+        ring.cword(slot, C_POSITION).store(want, Ordering::SeqCst);
+        ring.cword(slot, C_HEARTBEAT)
+            .store(crate::os::now_ns(), Ordering::Relaxed);
+        ring.cword(slot, C_START)
+            .store(crate::os::own_start_time(), Ordering::Relaxed);
+        ring.cword(slot, C_OWNER)
+            .store(my_owner(SLOT_ACTIVE), Ordering::SeqCst);
+        let at = if ring.p.mode == Mode::Reliable {
+            ring.join(slot, want)
+        } else {
+            want
+        };
+        if at != want && !self.accept_loss {
+            return fail(AttachError::PositionLost {
+                requested: want,
+                oldest: at,
+            });
+        }
+        Ok(Subscriber {
+            topic,
+            slot,
+            pos: at,
+            held: None,
+            published: at,
+            wait: self.wait,
+            buf: AlignedVec::new(),
+            gaps: 0,
+            gap_bytes: 0,
+            blocked: None,
+            named: self.name.is_some(),
+            live: OsLiveness,
+            _e: PhantomData,
+        })
+    }
+}
+
+fn write_name<E: Payload>(topic: &Topic<E>, slot: usize, flags: u32, name: &[u8]) {
+    use crate::ring::Memory;
+    let ring = &topic.inner.ring;
+    let base = consumer_slot(slot);
+    let mut buf = [0u8; MAX_NAME];
+    buf[..name.len()].copy_from_slice(name);
+    for (k, chunk) in buf.chunks(8).enumerate() {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        ring.mem
+            .word(base + C_NAME + k * 8)
+            .store(w, Ordering::Relaxed);
+    }
+    ring.mem
+        .word32(base + C_NAME_LEN)
+        .store(name.len() as u32, Ordering::Relaxed);
+    ring.mem
+        .word32(base + C_FLAGS)
+        .store(flags, Ordering::Release);
+}
+
+/// If the slot's previous owner died while announced as a futex waiter, take its
+/// announcement back so producers stop paying for wake-ups nobody waits for.
+pub(crate) fn clear_sleeping<E: Payload>(topic: &Topic<E>, slot: usize, _old_owner: u64) {
+    use crate::ring::Memory;
+    let ring = &topic.inner.ring;
+    let flags = ring.mem.word32(consumer_slot(slot) + C_FLAGS);
+    if flags.fetch_and(!C_FLAG_SLEEPING, Ordering::SeqCst) & C_FLAG_SLEEPING != 0 {
+        ring.mem
+            .word32(OFF_FUTEX_WAITERS)
+            .fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A subscriber: receives every record of its topic, in the topic's total order.
+pub struct Subscriber<E = crate::Raw> {
+    topic: Topic<E>,
+    slot: usize,
+    /// Next position to read.
+    pos: u64,
+    /// Position of the record lent out by the last receive, if any.
+    held: Option<u64>,
+    /// Last position published to the slot.
+    published: u64,
+    wait: Wait,
+    /// Lossy mode: payloads are copied here and validated.
+    buf: AlignedVec,
+    gaps: u64,
+    gap_bytes: u64,
+    /// (position, monotonic ns) since when we wait on a claimed, uncommitted record.
+    blocked: Option<(u64, u64)>,
+    named: bool,
+    live: OsLiveness,
+    _e: PhantomData<fn() -> E>,
+}
+
+/// A received raw record. Borrows the subscriber until dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct RawEvent<'a> {
+    header: RecordHeader,
+    bytes: &'a [u8],
+}
+
+impl<'a> RawEvent<'a> {
+    /// The record's position in the topic.
+    pub fn position(&self) -> u64 {
+        self.header.position
+    }
+    /// Producer timestamp, ns since the Unix epoch.
+    pub fn timestamp(&self) -> u64 {
+        self.header.timestamp
+    }
+    /// The record's type id.
+    pub fn type_id(&self) -> u64 {
+        self.header.type_id
+    }
+    /// The payload.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+    /// Position of the next record.
+    pub fn next_position(&self) -> u64 {
+        self.header.next()
+    }
+}
+
+/// A received typed event: derefs to the archived value, zero-copy in reliable mode.
+pub struct Received<'a, E: Event> {
+    raw: RawEvent<'a>,
+    archived: &'a E::Archived,
+}
+
+impl<'a, E: Event> Received<'a, E> {
+    /// The record's position in the topic.
+    pub fn position(&self) -> u64 {
+        self.raw.position()
+    }
+    /// Producer timestamp, ns since the Unix epoch.
+    pub fn timestamp(&self) -> u64 {
+        self.raw.timestamp()
+    }
+    /// The record's type id.
+    pub fn type_id(&self) -> u64 {
+        self.raw.type_id()
+    }
+    /// The payload bytes (the rkyv archive).
+    pub fn bytes(&self) -> &'a [u8] {
+        self.raw.bytes()
+    }
+    /// The archived value.
+    pub fn archived(&self) -> &'a E::Archived {
+        self.archived
+    }
+}
+
+impl<E: Event> Deref for Received<'_, E> {
+    type Target = E::Archived;
+    fn deref(&self) -> &E::Archived {
+        self.archived
+    }
+}
+
+enum Next {
+    Got(RecordHeader),
+    Empty,
+}
+
+impl<E: Payload> Subscriber<E> {
+    /// The topic.
+    pub fn topic(&self) -> &Topic<E> {
+        &self.topic
+    }
+
+    /// Position of the next record this subscriber will read.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Gap records skipped (claims of producers that died before committing), and the
+    /// bytes they covered.
+    pub fn gaps(&self) -> (u64, u64) {
+        (self.gaps, self.gap_bytes)
+    }
+
+    /// Publish the current position now (it is also published on every receive and
+    /// before waiting). For a named subscriber this is where a successor resumes.
+    pub fn commit(&mut self) {
+        let p = self.held.unwrap_or(self.pos);
+        self.publish(p);
+    }
+
+    #[inline]
+    fn publish(&mut self, p: u64) {
+        if p != self.published {
+            self.published = p;
+            self.topic
+                .inner
+                .ring
+                .cword(self.slot, C_POSITION)
+                .store(p, Ordering::Release);
+        }
+    }
+
+    fn check_evicted(&self) -> Result<(), RecvError> {
+        let o = self
+            .topic
+            .inner
+            .ring
+            .cword(self.slot, C_OWNER)
+            .load(Ordering::Acquire);
+        if owner_state(o) != SLOT_ACTIVE || owner_pid(o) != crate::os::pid() {
+            return Err(RecvError::Evicted);
+        }
+        Ok(())
+    }
+
+    /// Find the next data record, waiting per strategy until `deadline` (monotonic ns;
+    /// None = forever; Some(0) = do not wait).
+    fn next(&mut self, deadline: Option<u64>) -> Result<Next, RecvError> {
+        if let Some(h) = self.held.take() {
+            let _ = h;
+        }
+        self.publish(self.pos);
+        let mut backoff = Backoff::default();
+        loop {
+            let ring = &self.topic.inner.ring;
+            match ring.read_at(self.pos) {
+                Read::Record(h) => {
+                    self.blocked = None;
+                    if ring.p.mode == Mode::Lossy {
+                        let off = ring.data_off(h.position) + RECORD_HEADER;
+                        self.buf.clear();
+                        self.buf.resize(h.len as usize, 0);
+                        use crate::ring::Memory;
+                        ring.mem.read(off, &mut self.buf);
+                        if !ring.still_valid(h.position) {
+                            return Err(self.resync());
+                        }
+                    }
+                    self.held = Some(h.position);
+                    self.pos = h.next();
+                    return Ok(Next::Got(h));
+                }
+                Read::Skip { next, gap } => {
+                    if ring.p.mode == Mode::Lossy && !ring.still_valid(self.pos) {
+                        return Err(self.resync());
+                    }
+                    if gap {
+                        self.gaps += 1;
+                        self.gap_bytes += next - self.pos;
+                    }
+                    self.pos = next;
+                    self.publish(self.pos);
+                    self.blocked = None;
+                }
+                Read::Overwritten => return Err(self.resync()),
+                Read::Corrupt(what) => {
+                    if ring.p.mode == Mode::Lossy {
+                        return Err(self.resync());
+                    }
+                    return Err(RecvError::Corrupt {
+                        position: self.pos,
+                        what,
+                    });
+                }
+                Read::NotYet => {
+                    if ring.p.mode == Mode::Lossy && ring.lapped(self.pos) {
+                        return Err(self.resync());
+                    }
+                    self.check_evicted()?;
+                    let now = crate::os::mono_ns();
+                    if let Some(d) = deadline {
+                        if now >= d {
+                            return Ok(Next::Empty);
+                        }
+                    }
+                    self.maybe_unblock(now);
+                    self.idle(&mut backoff, deadline, now);
+                }
+            }
+        }
+    }
+
+    /// Lossy mode: we were lapped. Jump to the oldest retained boundary.
+    fn resync(&mut self) -> RecvError {
+        let ring = &self.topic.inner.ring;
+        let t = ring.tail().load(Ordering::SeqCst);
+        let at = ring.boundary_at_or_after(t.saturating_sub(ring.p.capacity).max(self.pos));
+        let missed = at - self.pos;
+        self.pos = at;
+        self.publish(at);
+        RecvError::Lagged {
+            missed_bytes: missed,
+            resumed_at: at,
+        }
+    }
+
+    fn maybe_unblock(&mut self, now: u64) {
+        let ring = &self.topic.inner.ring;
+        if ring.tail().load(Ordering::Acquire) <= self.pos {
+            self.blocked = None;
+            return;
+        }
+        match self.blocked {
+            Some((p, since)) if p == self.pos => {
+                if now.saturating_sub(since) >= ring.p.unblock_timeout_ns {
+                    ring.unblock(self.pos, &self.live);
+                    self.blocked = Some((self.pos, now));
+                }
+            }
+            _ => self.blocked = Some((self.pos, now)),
+        }
+    }
+
+    fn idle(&mut self, backoff: &mut Backoff, deadline: Option<u64>, now: u64) {
+        if self.wait != Wait::Block {
+            backoff.pause(self.wait);
+            return;
+        }
+        use crate::ring::Memory;
+        let ring = &self.topic.inner.ring;
+        // Announce, then re-check (Dekker with the producer's fence-then-load in wake).
+        let flags = ring.mem.word32(consumer_slot(self.slot) + C_FLAGS);
+        let waiters = ring.mem.word32(OFF_FUTEX_WAITERS);
+        let seq_word = ring.mem.word32(OFF_FUTEX_SEQ);
+        flags.fetch_or(C_FLAG_SLEEPING, Ordering::SeqCst);
+        waiters.fetch_add(1, Ordering::SeqCst);
+        let seq = seq_word.load(Ordering::SeqCst);
+        if matches!(ring.read_at(self.pos), Read::NotYet) {
+            ring.cword(self.slot, C_HEARTBEAT)
+                .store(crate::os::now_ns(), Ordering::Relaxed);
+            // Wake up in time to check for abandoned claims and deadlines.
+            let mut ns = (ring.p.unblock_timeout_ns / 2).clamp(1_000_000, 1_000_000_000);
+            if let Some(d) = deadline {
+                ns = ns.min(d.saturating_sub(now).max(1));
+            }
+            crate::os::futex_wait(seq_word, seq, Duration::from_nanos(ns));
+        }
+        if flags.fetch_and(!C_FLAG_SLEEPING, Ordering::SeqCst) & C_FLAG_SLEEPING != 0 {
+            waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[inline]
+    fn payload(&self, h: &RecordHeader) -> &[u8] {
+        let ring = &self.topic.inner.ring;
+        if ring.p.mode == Mode::Lossy {
+            &self.buf[..]
+        } else {
+            let off = ring.data_off(h.position) + RECORD_HEADER;
+            // SAFETY: reliable mode; the record is committed (acquired commit word) and
+            // our published position (≤ its position) keeps producers off it while the
+            // returned borrow of `self` lives. Bounds were checked by `read_at`.
+            unsafe { ring.mem.data_slice(off, h.len as usize) }
+        }
+    }
+
+    fn deadline(timeout: Duration) -> Option<u64> {
+        Some(crate::os::mono_ns().saturating_add(timeout.as_nanos().min(u64::MAX as u128) as u64))
+    }
+
+    /// Receive the next record's raw bytes, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Evicted`], [`RecvError::Lagged`] (lossy), [`RecvError::Corrupt`].
+    pub fn recv_bytes(&mut self) -> Result<RawEvent<'_>, RecvError> {
+        match self.next(None)? {
+            Next::Got(h) => Ok(RawEvent {
+                header: h,
+                bytes: self.payload(&h),
+            }),
+            Next::Empty => unreachable_empty(),
+        }
+    }
+
+    /// Receive the next record's raw bytes if one is ready.
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscriber::recv_bytes`].
+    pub fn try_recv_bytes(&mut self) -> Result<Option<RawEvent<'_>>, RecvError> {
+        self.recv_bytes_deadline(Some(0))
+    }
+
+    /// Receive the next record's raw bytes, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscriber::recv_bytes`].
+    pub fn recv_bytes_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<RawEvent<'_>>, RecvError> {
+        self.recv_bytes_deadline(Self::deadline(timeout))
+    }
+
+    fn recv_bytes_deadline(
+        &mut self,
+        deadline: Option<u64>,
+    ) -> Result<Option<RawEvent<'_>>, RecvError> {
+        match self.next(deadline)? {
+            Next::Got(h) => Ok(Some(RawEvent {
+                header: h,
+                bytes: self.payload(&h),
+            })),
+            Next::Empty => Ok(None),
+        }
+    }
+}
+
+#[cold]
+fn unreachable_empty<T>() -> T {
+    // `next(None)` only returns once it has a record.
+    panic!("shmbus internal error: a blocking receive returned empty")
+}
+
+impl<E: Event + 'static> Subscriber<E> {
+    fn typed(&self, h: RecordHeader) -> Result<Received<'_, E>, RecvError> {
+        if h.type_id != E::TYPE_ID {
+            return Err(RecvError::WrongType {
+                position: h.position,
+                found: h.type_id,
+            });
+        }
+        let bytes = self.payload(&h);
+        let archived = if self.topic.inner.trusted {
+            // SAFETY: the topic was opened trusted: the caller vouches that every
+            // producer is trusted code publishing `E` (see `TopicBuilder::trusted`).
+            unsafe { rkyv::access_unchecked::<E::Archived>(bytes) }
+        } else {
+            rkyv::access::<E::Archived, RkyvError>(bytes).map_err(|e| RecvError::Invalid {
+                position: h.position,
+                why: e.to_string(),
+            })?
+        };
+        Ok(Received {
+            raw: RawEvent { header: h, bytes },
+            archived,
+        })
+    }
+
+    /// Receive the next event, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Evicted`], [`RecvError::Lagged`] (lossy), [`RecvError::Invalid`] or
+    /// [`RecvError::WrongType`] for a record that is not an `E` (it is skipped),
+    /// [`RecvError::Corrupt`].
+    pub fn recv(&mut self) -> Result<Received<'_, E>, RecvError> {
+        match self.next(None)? {
+            Next::Got(h) => self.typed(h),
+            Next::Empty => unreachable_empty(),
+        }
+    }
+
+    /// Receive the next event if one is ready.
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscriber::recv`].
+    pub fn try_recv(&mut self) -> Result<Option<Received<'_, E>>, RecvError> {
+        self.recv_deadline(Some(0))
+    }
+
+    /// Receive the next event, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscriber::recv`].
+    pub fn recv_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<Received<'_, E>>, RecvError> {
+        self.recv_deadline(Self::deadline(timeout))
+    }
+
+    fn recv_deadline(
+        &mut self,
+        deadline: Option<u64>,
+    ) -> Result<Option<Received<'_, E>>, RecvError> {
+        match self.next(deadline)? {
+            Next::Got(h) => self.typed(h).map(Some),
+            Next::Empty => Ok(None),
+        }
+    }
+
+    /// Hand up to `max` ready events to `f` without waiting; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`Subscriber::recv`]; events before the error were delivered.
+    pub fn poll(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(Received<'_, E>),
+    ) -> Result<usize, RecvError> {
+        let mut n = 0;
+        while n < max {
+            match self.try_recv()? {
+                Some(ev) => f(ev),
+                None => break,
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+impl<E> Drop for Subscriber<E> {
+    fn drop(&mut self) {
+        let ring = &self.topic.inner.ring;
+        let ow = ring.cword(self.slot, C_OWNER);
+        let o = ow.load(Ordering::SeqCst);
+        if owner_pid(o) != crate::os::pid() {
+            return;
+        }
+        if owner_state(o) == SLOT_ACTIVE {
+            let p = self.held.unwrap_or(self.pos);
+            ring.cword(self.slot, C_POSITION)
+                .store(p, Ordering::Release);
+        }
+        let new = if self.named {
+            ring.cword(self.slot, C_HEARTBEAT)
+                .store(crate::os::now_ns(), Ordering::Relaxed);
+            if owner_state(o) == SLOT_EVICTED {
+                owner(0, 0, SLOT_EVICTED)
+            } else {
+                owner(0, 0, SLOT_DETACHED)
+            }
+        } else {
+            SLOT_FREE
+        };
+        let _ = ow.compare_exchange(o, new, Ordering::SeqCst, Ordering::Relaxed);
+    }
+}
