@@ -67,6 +67,7 @@ mod publisher;
 #[doc(hidden)]
 pub mod ring;
 pub mod schema;
+pub mod store;
 mod subscriber;
 mod sync;
 mod wait;

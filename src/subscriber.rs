@@ -34,6 +34,7 @@ pub struct SubscriberBuilder<E> {
     start: Start,
     wait: Wait,
     accept_loss: bool,
+    manual_commit: bool,
 }
 
 impl<E: Payload> Topic<E> {
@@ -45,6 +46,7 @@ impl<E: Payload> Topic<E> {
             start: Start::Latest,
             wait: Wait::Block,
             accept_loss: false,
+            manual_commit: false,
         }
     }
 }
@@ -73,6 +75,15 @@ impl<E: Payload> SubscriberBuilder<E> {
     /// record instead of failing with [`AttachError::PositionLost`].
     pub fn accept_loss(mut self, yes: bool) -> Self {
         self.accept_loss = yes;
+        self
+    }
+
+    /// Publish the position only on [`Subscriber::commit`] / [`Subscriber::commit_to`],
+    /// never implicitly on receive, on skip or on drop. A consumer that must not let
+    /// producers overwrite a record before it has finished with it (the store's
+    /// recorder, which commits only once a record is on disk) sets this.
+    pub fn manual_commit(mut self, yes: bool) -> Self {
+        self.manual_commit = yes;
         self
     }
 
@@ -203,6 +214,7 @@ impl<E: Payload> SubscriberBuilder<E> {
             gap_bytes: 0,
             blocked: None,
             named: self.name.is_some(),
+            manual: self.manual_commit,
             live: OsLiveness,
             _e: PhantomData,
         })
@@ -260,6 +272,8 @@ pub struct Subscriber<E = crate::Raw> {
     /// (position, monotonic ns) since when we wait on a claimed, uncommitted record.
     blocked: Option<(u64, u64)>,
     named: bool,
+    /// Publish the position only on an explicit commit.
+    manual: bool,
     live: OsLiveness,
     _e: PhantomData<fn() -> E>,
 }
@@ -359,6 +373,22 @@ impl<E: Payload> Subscriber<E> {
         self.publish(p);
     }
 
+    /// Publish `p`, a position this subscriber has finished with: at least the last
+    /// published position and at most [`Subscriber::position`] (it is clamped to that
+    /// range). With [`SubscriberBuilder::manual_commit`] this is how the position moves.
+    pub fn commit_to(&mut self, p: u64) {
+        self.held = None;
+        let p = p.clamp(self.published.min(self.pos), self.pos);
+        self.publish(p);
+    }
+
+    #[inline]
+    fn auto_publish(&mut self, p: u64) {
+        if !self.manual {
+            self.publish(p);
+        }
+    }
+
     #[inline]
     fn publish(&mut self, p: u64) {
         if p != self.published {
@@ -390,7 +420,7 @@ impl<E: Payload> Subscriber<E> {
         if let Some(h) = self.held.take() {
             let _ = h;
         }
-        self.publish(self.pos);
+        self.auto_publish(self.pos);
         let mut backoff = Backoff::default();
         loop {
             let ring = &self.topic.inner.ring;
@@ -420,7 +450,7 @@ impl<E: Payload> Subscriber<E> {
                         self.gap_bytes += next - self.pos;
                     }
                     self.pos = next;
-                    self.publish(self.pos);
+                    self.auto_publish(self.pos);
                     self.blocked = None;
                 }
                 Read::Overwritten => return Err(self.resync()),
@@ -685,7 +715,7 @@ impl<E> Drop for Subscriber<E> {
         if owner_pid(o) != crate::os::pid() {
             return;
         }
-        if owner_state(o) == SLOT_ACTIVE {
+        if owner_state(o) == SLOT_ACTIVE && !self.manual {
             let p = self.held.unwrap_or(self.pos);
             ring.cword(self.slot, C_POSITION)
                 .store(p, Ordering::Release);

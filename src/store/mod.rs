@@ -1,0 +1,213 @@
+//! The event store: a recorder that persists a topic into checksummed, indexed segment
+//! files, recovery of what a crash left behind, retention, and a replay cursor that
+//! reads the segments and then joins the live ring.
+//!
+//! # Layout on disk
+//!
+//! ```text
+//! <store>/<topic>/.lock                      flock held by the one recorder
+//! <store>/<topic>/<base position:020>.seg    a segment (see [`segment`])
+//! <store>/<topic>/<base position:020>.idx    its sparse index (see [`index`])
+//! <store>/<topic>/.next.prep                 the next segment, preallocated ahead
+//! ```
+//!
+//! A segment holds the topic's records byte for byte as they were in the ring (header
+//! and payload, 64-byte aligned), except that the header's reserved word carries the
+//! record's crc32c. Positions in the headers are the ring positions, so a reader maps a
+//! position to a file offset with the index and a short scan.
+//!
+//! # What is lossless
+//!
+//! The [`Recorder`](recorder::Recorder) is a named subscriber whose published position
+//! moves only once the records before it are written (and, with
+//! [`Fsync::EveryBatch`](recorder::Fsync), synced). In a reliable topic producers never
+//! overwrite a record the recorder has not persisted, so a crash of the recorder's
+//! process loses nothing committed: its successor resumes at the end of what is on
+//! disk. What a power failure can lose depends on the [`Fsync`](recorder::Fsync) policy.
+//!
+//! # Examples
+//!
+//! ```
+//! use shmbus::store::{Recorder, RecorderConfig, Replay, ReplayStart};
+//! use std::time::Duration;
+//!
+//! let tmp = std::env::temp_dir().join(format!("shmbus-doc-store-{}", std::process::id()));
+//! let bus = shmbus::Bus::open_dir(tmp.join("bus"))?;
+//! let topic = bus.topic("t").capacity(1 << 16).open_or_create()?;
+//! let rec = Recorder::spawn(&topic, tmp.join("store"), RecorderConfig::default())?;
+//! let mut publisher = topic.publisher()?;
+//! let last = publisher.send_bytes(1, b"persisted")?;
+//! assert!(rec.wait_persisted(last + 64, Duration::from_secs(10)));
+//! rec.stop()?;
+//!
+//! let mut replay = Replay::open(&topic, tmp.join("store"), ReplayStart::Position(0))?;
+//! let ev = replay.next_timeout(Duration::from_secs(1))?.unwrap();
+//! assert_eq!(ev.bytes(), b"persisted");
+//! # drop(replay); drop(publisher); drop(topic);
+//! # std::fs::remove_dir_all(&tmp)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{AttachError, OpenError, RecvError};
+
+pub mod index;
+pub mod recorder;
+pub mod recovery;
+pub mod replay;
+pub mod retention;
+pub mod segment;
+pub mod storage;
+
+pub use recorder::{Fsync, Recorder, RecorderConfig, RecorderHandle, RecorderStats};
+pub use recovery::{recover_topic, verify_topic, RecoveryReport, SegmentCheck};
+pub use replay::{Replay, ReplayEvent, ReplayStart};
+pub use retention::{apply_retention, Retention, RetentionReport};
+pub use segment::{list_segments, SegmentInfo, SegmentReader, StoredRecord};
+pub use storage::{FaultControl, FaultStorage, PwriteStorage, Storage, UringStorage, Write};
+
+/// A store operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An I/O call failed on `path`.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What failed.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Another recorder holds this (topic, store).
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A segment or index file is damaged.
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset of the damage in the file.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// The store holds records up to `stored_end`, but the topic can only resume the
+    /// recorder at `resume`: records in between are lost (or the topic was recreated).
+    Discontinuity {
+        /// Next position after the last stored record.
+        stored_end: u64,
+        /// Where the topic lets the recorder continue.
+        resume: u64,
+    },
+    /// A replay start that is neither on disk nor in the ring.
+    NotStored {
+        /// The requested position.
+        requested: u64,
+        /// The oldest position available, if any.
+        earliest: Option<u64>,
+    },
+    /// A configuration value is out of range.
+    InvalidConfig(String),
+    /// Opening the topic failed.
+    Open(OpenError),
+    /// Attaching the recorder's or the replay's subscriber failed.
+    Attach(AttachError),
+    /// Receiving from the topic failed.
+    Recv(RecvError),
+    /// The recorder thread panicked or was stopped before it could finish.
+    Stopped(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io { path, op, source } => write!(f, "{op} {}: {source}", path.display()),
+            StoreError::Locked { path } => write!(
+                f,
+                "another recorder is running for this topic and store (lock {} is held)",
+                path.display()
+            ),
+            StoreError::Corrupt { path, offset, what } => {
+                write!(
+                    f,
+                    "{} is corrupt at offset {offset}: {what}",
+                    path.display()
+                )
+            }
+            StoreError::Discontinuity { stored_end, resume } => write!(
+                f,
+                "the store ends at position {stored_end} but the topic resumes at {resume}: \
+                 records in between are not available"
+            ),
+            StoreError::NotStored {
+                requested,
+                earliest,
+            } => match earliest {
+                Some(e) => write!(
+                    f,
+                    "position {requested} is neither stored nor in the ring (earliest: {e})"
+                ),
+                None => write!(f, "position {requested} is neither stored nor in the ring"),
+            },
+            StoreError::InvalidConfig(w) => write!(f, "invalid store configuration: {w}"),
+            StoreError::Open(e) => e.fmt(f),
+            StoreError::Attach(e) => e.fmt(f),
+            StoreError::Recv(e) => e.fmt(f),
+            StoreError::Stopped(w) => write!(f, "recorder stopped: {w}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io { source, .. } => Some(source),
+            StoreError::Open(e) => Some(e),
+            StoreError::Attach(e) => Some(e),
+            StoreError::Recv(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<OpenError> for StoreError {
+    fn from(e: OpenError) -> Self {
+        StoreError::Open(e)
+    }
+}
+impl From<AttachError> for StoreError {
+    fn from(e: AttachError) -> Self {
+        StoreError::Attach(e)
+    }
+}
+impl From<RecvError> for StoreError {
+    fn from(e: RecvError) -> Self {
+        StoreError::Recv(e)
+    }
+}
+
+impl StoreError {
+    /// The OS error number, for I/O errors.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            StoreError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for a [`StoreError::Io`].
+pub(crate) fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { path, op, source }
+}
+
+/// Directory of one topic in a store.
+pub fn topic_dir(store: &Path, topic: &str) -> PathBuf {
+    store.join(topic)
+}

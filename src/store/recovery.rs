@@ -1,0 +1,247 @@
+//! Recovery and verification of a topic's segments.
+//!
+//! After a crash the last segment is unsealed: preallocated, its records followed by
+//! zeros, possibly ending in a torn record. [`recover_topic`] keeps the longest valid
+//! prefix (every record checksummed), truncates the rest, seals it, rebuilds its index,
+//! and says what it did. A damaged sealed segment that is not the last is an error
+//! naming the file and offset: recovery never throws away records that later segments
+//! follow.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::index;
+use super::segment::{
+    check_header, list_segments, read_footer, scan_file, SegmentReader, SEG_HEADER,
+};
+use super::{io_err, StoreError};
+
+/// What recovery found and did.
+#[derive(Debug, Default)]
+pub struct RecoveryReport {
+    /// Segments present after recovery.
+    pub segments: usize,
+    /// Position after the last stored record (None: the store is empty).
+    pub end_position: Option<u64>,
+    /// Segments that were unsealed (or had a damaged footer) and were sealed.
+    pub sealed: Vec<PathBuf>,
+    /// Torn or damaged tails that were cut off: file, offset of the cut, and why.
+    pub truncated: Vec<(PathBuf, u64, String)>,
+    /// Index files that were missing or damaged and were rebuilt.
+    pub index_rebuilt: Vec<PathBuf>,
+    /// Files removed: a preallocated next segment, segments holding no record.
+    pub removed: Vec<PathBuf>,
+}
+
+impl RecoveryReport {
+    /// Whether recovery changed nothing.
+    pub fn clean(&self) -> bool {
+        self.sealed.is_empty()
+            && self.truncated.is_empty()
+            && self.index_rebuilt.is_empty()
+            && self.removed.is_empty()
+    }
+}
+
+impl std::fmt::Display for RecoveryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} segment(s)", self.segments)?;
+        if let Some(e) = self.end_position {
+            write!(f, ", stored up to position {e}")?;
+        }
+        for p in &self.sealed {
+            write!(f, "; sealed {}", p.display())?;
+        }
+        for (p, off, why) in &self.truncated {
+            write!(f, "; truncated {} at offset {off} ({why})", p.display())?;
+        }
+        for p in &self.index_rebuilt {
+            write!(f, "; rebuilt index {}", p.display())?;
+        }
+        for p in &self.removed {
+            write!(f, "; removed {}", p.display())?;
+        }
+        Ok(())
+    }
+}
+
+fn sync_file(path: &Path, f: &File, sync: bool) -> Result<(), StoreError> {
+    if sync {
+        f.sync_all().map_err(io_err(path, "sync"))?;
+    }
+    Ok(())
+}
+
+fn remove(path: &Path, report: &mut RecoveryReport) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            report.removed.push(path.to_path_buf());
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path, "remove")(e)),
+    }
+}
+
+/// Write a fresh index file for `entries`.
+pub(crate) fn write_index(
+    path: &Path,
+    base: u64,
+    entries: &[index::IndexEntry],
+    sync: bool,
+) -> Result<(), StoreError> {
+    let tmp = path.with_extension("idx.tmp");
+    let bytes = index::encode(base, entries);
+    let f = File::create(&tmp).map_err(io_err(&tmp, "create index"))?;
+    f.write_all_at(&bytes, 0)
+        .map_err(io_err(&tmp, "write index"))?;
+    sync_file(&tmp, &f, sync)?;
+    std::fs::rename(&tmp, path).map_err(io_err(path, "rename index"))?;
+    Ok(())
+}
+
+/// Recover the segments in topic directory `dir`: remove leftovers, seal the unsealed
+/// tail at its longest valid prefix, rebuild missing or damaged indexes. `schema` goes
+/// into footers written here; with `sync` every change is synced.
+///
+/// # Errors
+///
+/// [`StoreError::Io`], or [`StoreError::Corrupt`] with path and offset for a damaged
+/// segment that cannot be repaired without losing later data.
+pub fn recover_topic(dir: &Path, schema: &[u8], sync: bool) -> Result<RecoveryReport, StoreError> {
+    let mut report = RecoveryReport::default();
+    remove(&dir.join(".next.prep"), &mut report)?;
+    let segs = list_segments(dir)?;
+    let n = segs.len();
+    for (i, seg) in segs.iter().enumerate() {
+        let last = i + 1 == n;
+        let path = &seg.path;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_err(path, "open segment"))?;
+        let len = file.metadata().map_err(io_err(path, "stat segment"))?.len();
+        let mut hb = [0u8; SEG_HEADER];
+        let got = super::segment::read_at_most(&file, &mut hb, 0)
+            .map_err(io_err(path, "read segment header"))?;
+        let header = match check_header(path, &hb[..got]) {
+            Ok(h) => h,
+            Err(e) => {
+                // Created and renamed, but the header never reached the disk.
+                if last && hb[..got].iter().all(|&b| b == 0) {
+                    remove(path, &mut report)?;
+                    remove(&seg.idx_path(), &mut report)?;
+                    continue;
+                }
+                return Err(e);
+            }
+        };
+        if header.base != seg.base {
+            return Err(StoreError::Corrupt {
+                path: path.clone(),
+                offset: 16,
+                what: format!("header base {} disagrees with the file name", header.base),
+            });
+        }
+        let footer = read_footer(path, &file, len);
+        match footer {
+            Ok(Some(_)) => {
+                let r = SegmentReader::open(path)?;
+                if r.index_rebuilt() {
+                    write_index(&seg.idx_path(), seg.base, r.index(), sync)?;
+                    report.index_rebuilt.push(seg.idx_path());
+                }
+                report.segments += 1;
+                report.end_position = Some(r.summary().end_pos);
+            }
+            Ok(None) | Err(StoreError::Corrupt { .. }) => {
+                let scan = scan_file(path, &file, len, seg.base, index::DEFAULT_INTERVAL)?;
+                let (sum, entries, problem) = (scan.summary, scan.index, scan.problem);
+                if let Some((off, what)) = problem {
+                    if !last {
+                        return Err(StoreError::Corrupt {
+                            path: path.clone(),
+                            offset: off,
+                            what: what.to_string(),
+                        });
+                    }
+                    report.truncated.push((path.clone(), off, what.to_string()));
+                }
+                if sum.count == 0 {
+                    drop(file);
+                    remove(path, &mut report)?;
+                    remove(&seg.idx_path(), &mut report)?;
+                    continue;
+                }
+                let seal = sum.seal_bytes(schema);
+                file.set_len(sum.data_end)
+                    .map_err(io_err(path, "truncate segment"))?;
+                file.write_all_at(&seal, sum.data_end)
+                    .map_err(io_err(path, "write segment footer"))?;
+                sync_file(path, &file, sync)?;
+                write_index(&seg.idx_path(), seg.base, &entries, sync)?;
+                report.sealed.push(path.clone());
+                report.index_rebuilt.push(seg.idx_path());
+                report.segments += 1;
+                report.end_position = Some(sum.end_pos);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if sync {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(report)
+}
+
+/// The outcome of checking one segment.
+#[derive(Debug)]
+pub struct SegmentCheck {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Whether it has a valid footer.
+    pub sealed: bool,
+    /// Valid records found.
+    pub records: u64,
+    /// Whether its index file was missing or damaged.
+    pub index_damaged: bool,
+    /// The first problem, with its offset.
+    pub error: Option<StoreError>,
+}
+
+/// Check every segment of topic directory `dir` without changing anything: headers,
+/// footers, every record's checksum, the data checksums and the indexes.
+///
+/// # Errors
+///
+/// [`StoreError::Io`] if the directory cannot be listed; problems with single segments
+/// are reported in their [`SegmentCheck`].
+pub fn verify_topic(dir: &Path) -> Result<Vec<SegmentCheck>, StoreError> {
+    let mut out = Vec::new();
+    for seg in list_segments(dir)? {
+        let mut c = SegmentCheck {
+            path: seg.path.clone(),
+            sealed: false,
+            records: 0,
+            index_damaged: false,
+            error: None,
+        };
+        match SegmentReader::open(&seg.path) {
+            Ok(r) => {
+                c.sealed = r.sealed();
+                c.index_damaged = r.index_rebuilt();
+                match r.verify() {
+                    Ok(n) => c.records = n,
+                    Err(e) => c.error = Some(e),
+                }
+            }
+            Err(e) => c.error = Some(e),
+        }
+        out.push(c);
+    }
+    Ok(out)
+}

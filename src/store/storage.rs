@@ -1,0 +1,446 @@
+//! Where the recorder's bytes go: a small trait with an io_uring implementation, a
+//! `pwrite` fallback, and a fault-injecting implementation for tests.
+//!
+//! A backend takes ownership of each [`Write`] (and so of its buffer) when it is
+//! submitted and hands it back on completion: the buffer outlives the operation, which
+//! is what io_uring needs. A completion reports how many *more* bytes were written; a
+//! short write is normal and the caller resubmits the rest.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+
+/// One write: `buf[done..]` goes to `offset + done` in file `fd`.
+#[derive(Debug)]
+pub struct Write {
+    /// The file descriptor; the caller keeps the file open until the write is back.
+    pub fd: RawFd,
+    /// File offset of `buf[0]`.
+    pub offset: u64,
+    /// The bytes.
+    pub buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    pub done: usize,
+    /// The caller's identifier.
+    pub tag: u64,
+}
+
+impl Write {
+    /// Whether every byte is written.
+    pub fn complete(&self) -> bool {
+        self.done >= self.buf.len()
+    }
+}
+
+/// A completed (or failed) write and how many more bytes it wrote.
+pub type Completion = (Write, io::Result<usize>);
+
+/// The recorder's I/O backend.
+pub trait Storage: Send {
+    /// A short name for messages ("io_uring", "pwrite", ...).
+    fn name(&self) -> &'static str;
+    /// Start a write. The backend owns `w` until it is returned by [`Storage::reap`].
+    ///
+    /// # Errors
+    ///
+    /// The write and the error if it could not be started.
+    fn submit(&mut self, w: Write) -> Result<(), Box<(Write, io::Error)>>;
+    /// Move finished writes to `out`, waiting until at least `min` have finished (or
+    /// none are in flight).
+    ///
+    /// # Errors
+    ///
+    /// A failure of the backend itself (not of a write).
+    fn reap(&mut self, min: usize, out: &mut Vec<Completion>) -> io::Result<()>;
+    /// Writes submitted and not yet reaped.
+    fn in_flight(&self) -> usize;
+    /// `fdatasync` the file (callers reap its writes first).
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
+    fn sync(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Reserve `len` bytes for the file (a no-op where unsupported).
+    ///
+    /// # Errors
+    ///
+    /// The OS error (ENOSPC when the disk is full).
+    fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()>;
+}
+
+fn cvt(r: libc::c_int) -> io::Result<()> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn pwrite(fd: RawFd, buf: &[u8], offset: u64) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is a valid slice for the duration of the call.
+        let r = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), offset as libc::off_t) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn fdatasync(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor the caller keeps open.
+    cvt(unsafe { libc::fdatasync(fd) })
+}
+
+fn fallocate(fd: RawFd, len: u64) -> io::Result<()> {
+    // SAFETY: plain syscall on a descriptor the caller keeps open.
+    match cvt(unsafe { libc::fallocate(fd, 0, 0, len as libc::off_t) }) {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+        r => r,
+    }
+}
+
+/// Synchronous `pwrite`: each write is done when `submit` returns.
+#[derive(Debug, Default)]
+pub struct PwriteStorage {
+    done: VecDeque<Completion>,
+}
+
+impl PwriteStorage {
+    /// A new backend.
+    pub fn new() -> PwriteStorage {
+        PwriteStorage::default()
+    }
+}
+
+impl Storage for PwriteStorage {
+    fn name(&self) -> &'static str {
+        "pwrite"
+    }
+    fn submit(&mut self, w: Write) -> Result<(), Box<(Write, io::Error)>> {
+        let r = pwrite(w.fd, &w.buf[w.done..], w.offset + w.done as u64);
+        self.done.push_back((w, r));
+        Ok(())
+    }
+    fn reap(&mut self, _min: usize, out: &mut Vec<Completion>) -> io::Result<()> {
+        out.extend(self.done.drain(..));
+        Ok(())
+    }
+    fn in_flight(&self) -> usize {
+        self.done.len()
+    }
+    fn sync(&mut self, fd: RawFd) -> io::Result<()> {
+        fdatasync(fd)
+    }
+    fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
+        fallocate(fd, len)
+    }
+}
+
+/// io_uring: writes are queued and several are in flight at once.
+///
+/// `user_data` indexes a slab of the owned [`Write`]s, so each buffer lives in the slab
+/// until its completion has been reaped.
+pub struct UringStorage {
+    ring: io_uring::IoUring,
+    slab: Vec<Option<Write>>,
+    free: Vec<usize>,
+    in_flight: usize,
+    /// Completions drained while the submission or completion queue was full.
+    stash: Vec<Completion>,
+}
+
+impl std::fmt::Debug for UringStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UringStorage")
+            .field("in_flight", &self.in_flight)
+            .finish()
+    }
+}
+
+impl UringStorage {
+    /// Set up a ring of `entries` and check that the kernel supports writes on it.
+    ///
+    /// # Errors
+    ///
+    /// The setup error (ENOSYS, EPERM under seccomp, ...) or `Unsupported`.
+    pub fn new(entries: u32) -> io::Result<UringStorage> {
+        let ring = io_uring::IoUring::new(entries)?;
+        let mut probe = io_uring::Probe::new();
+        ring.submitter().register_probe(&mut probe)?;
+        if !probe.is_supported(io_uring::opcode::Write::CODE) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "io_uring does not support IORING_OP_WRITE on this kernel",
+            ));
+        }
+        Ok(UringStorage {
+            ring,
+            slab: Vec::new(),
+            free: Vec::new(),
+            in_flight: 0,
+            stash: Vec::new(),
+        })
+    }
+
+    fn drain(&mut self, out: &mut Vec<Completion>) -> usize {
+        let mut n = 0;
+        let cq = self.ring.completion();
+        for cqe in cq {
+            let i = cqe.user_data() as usize;
+            let Some(w) = self.slab.get_mut(i).and_then(Option::take) else {
+                continue;
+            };
+            self.free.push(i);
+            self.in_flight -= 1;
+            let r = cqe.result();
+            let res = if r < 0 {
+                Err(io::Error::from_raw_os_error(-r))
+            } else {
+                Ok(r as usize)
+            };
+            out.push((w, res));
+            n += 1;
+        }
+        n
+    }
+
+    fn enter(&mut self, want: usize, out: &mut Vec<Completion>) -> io::Result<()> {
+        loop {
+            match self.ring.submit_and_wait(want) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    // The completion queue is full: make room and try again.
+                    self.drain(out);
+                    if want == 0 {
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Storage for UringStorage {
+    fn name(&self) -> &'static str {
+        "io_uring"
+    }
+
+    fn submit(&mut self, w: Write) -> Result<(), Box<(Write, io::Error)>> {
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slab.push(None);
+                self.slab.len() - 1
+            }
+        };
+        let len = (w.buf.len() - w.done).min(u32::MAX as usize) as u32;
+        // SAFETY: in bounds (`done < len` for a write being submitted).
+        let ptr = unsafe { w.buf.as_ptr().add(w.done) };
+        let entry = io_uring::opcode::Write::new(io_uring::types::Fd(w.fd), ptr, len)
+            .offset(w.offset + w.done as u64)
+            .build()
+            .user_data(slot as u64);
+        self.slab[slot] = Some(w);
+        let mut spare = Vec::new();
+        loop {
+            // SAFETY: the entry points into the heap buffer of the Write now owned by
+            // `self.slab[slot]`; it is neither freed nor moved (a Vec's heap data does not
+            // move with the Vec) until its completion is reaped in `drain`.
+            let pushed = unsafe { self.ring.submission().push(&entry) };
+            if pushed.is_ok() {
+                break;
+            }
+            // Submission queue full: hand the queued entries to the kernel.
+            if let Err(e) = self.enter(0, &mut spare) {
+                self.stash.append(&mut spare);
+                let w = self.slab[slot].take().unwrap_or_else(|| unreachable!());
+                self.free.push(slot);
+                return Err(Box::new((w, e)));
+            }
+        }
+        self.in_flight += 1;
+        // Completions drained while making room are reported by the next reap.
+        self.stash.append(&mut spare);
+        // Hand the entry to the kernel now. If that fails it stays queued and goes in
+        // with the next `enter`.
+        let mut more = Vec::new();
+        let _ = self.enter(0, &mut more);
+        self.stash.append(&mut more);
+        Ok(())
+    }
+
+    fn reap(&mut self, min: usize, out: &mut Vec<Completion>) -> io::Result<()> {
+        let start = out.len();
+        out.append(&mut self.stash);
+        self.drain(out);
+        while out.len() - start < min && self.in_flight > 0 {
+            self.enter(1, out)?;
+            self.drain(out);
+        }
+        Ok(())
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight + self.stash.len()
+    }
+
+    fn sync(&mut self, fd: RawFd) -> io::Result<()> {
+        fdatasync(fd)
+    }
+
+    fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
+        fallocate(fd, len)
+    }
+}
+
+static FALLBACK_WARNING: Once = Once::new();
+
+/// io_uring if it can be set up here, otherwise `pwrite` with a one-time warning on
+/// stderr.
+pub fn default_storage() -> Box<dyn Storage> {
+    match UringStorage::new(64) {
+        Ok(u) => Box::new(u),
+        Err(e) => {
+            FALLBACK_WARNING.call_once(|| {
+                eprintln!(
+                    "shmbus: io_uring is unavailable ({e}); the recorder falls back to pwrite"
+                );
+            });
+            Box::new(PwriteStorage::new())
+        }
+    }
+}
+
+/// Switches that make a [`FaultStorage`] fail. Shared with the test that drives it.
+#[derive(Debug)]
+pub struct FaultControl {
+    /// While set, every write and allocation fails with ENOSPC.
+    pub enospc: AtomicBool,
+    /// The next this many writes fail with EIO.
+    pub eio: AtomicU32,
+    /// While set, each write writes at most half its bytes (at least one).
+    pub short_writes: AtomicBool,
+    /// After this many bytes in total, the "machine crashes": the write that crosses
+    /// the mark writes only up to it, and every later operation fails.
+    pub crash_after: AtomicU64,
+    /// Bytes written so far.
+    pub written: AtomicU64,
+    /// Set once the crash point was reached.
+    pub crashed: AtomicBool,
+    /// Writes that failed because of an injected fault.
+    pub injected: AtomicU64,
+}
+
+impl Default for FaultControl {
+    fn default() -> Self {
+        FaultControl {
+            enospc: AtomicBool::new(false),
+            eio: AtomicU32::new(0),
+            short_writes: AtomicBool::new(false),
+            crash_after: AtomicU64::new(u64::MAX),
+            written: AtomicU64::new(0),
+            crashed: AtomicBool::new(false),
+            injected: AtomicU64::new(0),
+        }
+    }
+}
+
+/// `pwrite` with injected faults: short writes, EIO, ENOSPC, a crash after N bytes.
+#[derive(Debug)]
+pub struct FaultStorage {
+    ctl: Arc<FaultControl>,
+    done: VecDeque<Completion>,
+}
+
+impl FaultStorage {
+    /// A backend driven by `ctl`.
+    pub fn new(ctl: Arc<FaultControl>) -> FaultStorage {
+        FaultStorage {
+            ctl,
+            done: VecDeque::new(),
+        }
+    }
+
+    fn fail(&self, errno: i32) -> io::Error {
+        self.ctl.injected.fetch_add(1, Ordering::Relaxed);
+        io::Error::from_raw_os_error(errno)
+    }
+
+    fn crashed(&self) -> io::Error {
+        self.ctl.injected.fetch_add(1, Ordering::Relaxed);
+        io::Error::other("injected crash: the storage is gone")
+    }
+
+    fn write(&self, w: &Write) -> io::Result<usize> {
+        let c = &self.ctl;
+        if c.crashed.load(Ordering::SeqCst) {
+            return Err(self.crashed());
+        }
+        if c.enospc.load(Ordering::SeqCst) {
+            return Err(self.fail(libc::ENOSPC));
+        }
+        if c.eio
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(self.fail(libc::EIO));
+        }
+        let mut buf = &w.buf[w.done..];
+        if c.short_writes.load(Ordering::SeqCst) && buf.len() > 1 {
+            buf = &buf[..buf.len() / 2];
+        }
+        let written = c.written.load(Ordering::SeqCst);
+        let limit = c.crash_after.load(Ordering::SeqCst);
+        if written + buf.len() as u64 >= limit {
+            let keep = limit.saturating_sub(written) as usize;
+            let _ = pwrite(w.fd, &buf[..keep], w.offset + w.done as u64);
+            c.written.fetch_add(keep as u64, Ordering::SeqCst);
+            c.crashed.store(true, Ordering::SeqCst);
+            return Err(self.crashed());
+        }
+        let n = pwrite(w.fd, buf, w.offset + w.done as u64)?;
+        c.written.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+}
+
+impl Storage for FaultStorage {
+    fn name(&self) -> &'static str {
+        "fault-injecting pwrite"
+    }
+    fn submit(&mut self, w: Write) -> Result<(), Box<(Write, io::Error)>> {
+        let r = self.write(&w);
+        self.done.push_back((w, r));
+        Ok(())
+    }
+    fn reap(&mut self, _min: usize, out: &mut Vec<Completion>) -> io::Result<()> {
+        out.extend(self.done.drain(..));
+        Ok(())
+    }
+    fn in_flight(&self) -> usize {
+        self.done.len()
+    }
+    fn sync(&mut self, fd: RawFd) -> io::Result<()> {
+        if self.ctl.crashed.load(Ordering::SeqCst) {
+            return Err(self.crashed());
+        }
+        fdatasync(fd)
+    }
+    fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
+        if self.ctl.crashed.load(Ordering::SeqCst) {
+            return Err(self.crashed());
+        }
+        if self.ctl.enospc.load(Ordering::SeqCst) {
+            return Err(self.fail(libc::ENOSPC));
+        }
+        fallocate(fd, len)
+    }
+}
