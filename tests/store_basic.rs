@@ -611,3 +611,36 @@ fn retention_deletes_oldest_segments_and_respects_named_subscribers() {
     shmbus::store::apply_retention(&topic, &d.store, &policy).unwrap();
     assert_eq!(list_segments(&dir).unwrap().len(), 1);
 }
+
+#[test]
+fn every_fsync_policy_records_everything() {
+    let d = Dirs::new("fsync");
+    let topic = d
+        .bus()
+        .topic("t")
+        .capacity(1 << 16)
+        .open_or_create()
+        .unwrap();
+    let mut total = 0;
+    for fsync in [
+        Fsync::EveryBatch,
+        Fsync::Interval(Duration::from_millis(5)),
+        Fsync::Never,
+    ] {
+        let cfg = RecorderConfig {
+            fsync,
+            ..config(64 << 10)
+        };
+        let rec = Recorder::spawn(&topic, &d.store, cfg).unwrap();
+        let end = publish(&topic, 0, total..total + 3000);
+        total += 3000;
+        assert!(
+            rec.wait_persisted(end, Duration::from_secs(30)),
+            "{fsync:?}"
+        );
+        let stats = rec.stop().unwrap();
+        assert_eq!(stats.records, 3000, "{fsync:?}");
+        assert_eq!(stats.errors, 0, "{fsync:?}");
+    }
+    check_exactly_once(&read_store(&d.topic_dir("t")), 1, total);
+}

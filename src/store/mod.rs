@@ -18,12 +18,12 @@
 //!
 //! # What is lossless
 //!
-//! The [`Recorder`](recorder::Recorder) is a named subscriber whose published position
+//! The [`Recorder`] is a named subscriber whose published position
 //! moves only once the records before it are written (and, with
-//! [`Fsync::EveryBatch`](recorder::Fsync), synced). In a reliable topic producers never
+//! [`Fsync::EveryBatch`], synced). In a reliable topic producers never
 //! overwrite a record the recorder has not persisted, so a crash of the recorder's
 //! process loses nothing committed: its successor resumes at the end of what is on
-//! disk. What a power failure can lose depends on the [`Fsync`](recorder::Fsync) policy.
+//! disk. What a power failure can lose depends on the [`Fsync`] policy.
 //!
 //! # Examples
 //!

@@ -558,6 +558,10 @@ impl Rec {
                 }
                 Ok(None) => {
                     self.flush()?;
+                    if self.storage.in_flight() > 0 {
+                        // Nothing to receive: wait for a write instead of spinning.
+                        self.pump(true)?;
+                    }
                     self.maybe_sync();
                     self.maybe_retention();
                 }

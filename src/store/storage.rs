@@ -301,6 +301,21 @@ impl Storage for UringStorage {
     }
 }
 
+impl Drop for UringStorage {
+    fn drop(&mut self) {
+        // The kernel may still read from buffers of writes in flight: wait for them
+        // before the slab (and the buffers) go.
+        let mut out = Vec::new();
+        while self.in_flight > 0 {
+            if self.enter(1, &mut out).is_err() {
+                break;
+            }
+            self.drain(&mut out);
+            out.clear();
+        }
+    }
+}
+
 static FALLBACK_WARNING: Once = Once::new();
 
 /// io_uring if it can be set up here, otherwise `pwrite` with a one-time warning on
