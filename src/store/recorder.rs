@@ -4,7 +4,9 @@
 //! # Pipeline
 //!
 //! Records are received (manual commit: the position in the ring does not move on
-//! receive), encoded into a staging buffer, and written in chunks of
+//! receive) and copied once, straight from the ring mapping, into a staging buffer,
+//! stamping each record's crc32c on the way (so writes are not issued from the
+//! mapping itself; the copy runs at memory speed). The buffer is written in chunks of
 //! [`RecorderConfig::write_size`] through a [`Storage`] backend, up to
 //! [`RecorderConfig::max_in_flight`] at once. Writes may complete out of order; the
 //! position is committed to the end of the longest prefix of completed writes. A
