@@ -10,8 +10,10 @@
  *   handle is a no-op, so closing twice through the same variable is fine; using
  *   another copy of a closed handle is undefined behaviour. A NULL handle argument,
  *   or a handle of the wrong type, returns an error instead of crashing.
- * - Out-parameters are written only on success (handle out-parameters are set to NULL
- *   on failure; a received event is zeroed on failure).
+ * - On failure, handle and payload out-parameters are set to NULL and a received
+ *   event is zeroed; other out-parameters are left alone, except `needed` (the buffer
+ *   size required) and `delivered` (events handed to a poll callback), which are
+ *   always set.
  * - No Rust panic crosses this boundary: it becomes SHMBUS_ERR_PANIC.
  *
  * Thread-safety (details at each handle type)

@@ -432,6 +432,7 @@ fn c_back_pressure_and_timeouts() {
         "ok shmbus_publisher_send_timeout(pub, 0, data, sizeof data, 50 * MS, NULL) -> timed out",
         "ok shmbus_subscriber_recv(idle, 0, &ev) -> timed out",
         "ok shmbus_subscriber_recv(idle, 100 * MS, &ev) -> timed out",
+        "ok shmbus_subscriber_recv(lagging, 0, &ev) -> lapped by producers",
     ] {
         line_with(&lines, want);
     }
@@ -498,4 +499,17 @@ fn c_examples_are_clean_under_valgrind() {
     ))
     .success();
     line_with(&lines, "misuse: all expectations held");
+}
+
+#[test]
+fn c_pingpong_round_trips() {
+    // Correctness only (the figure is for the benchmark run): blocking waits, so the
+    // two processes do not fight over the test machine's cores.
+    let dir = TempBus::new("pingpong");
+    let lines = Proc::spawn(command(
+        &program("examples/pingpong.c", Link::Shared),
+        &[&dir.0, &"2000", &"block"],
+    ))
+    .success();
+    line_with(&lines, "c pingpong: rounds 2000 p50 ");
 }

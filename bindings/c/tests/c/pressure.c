@@ -68,6 +68,24 @@ int main(int argc, char **argv) {
     shmbus_subscriber_close(&lagging);
     shmbus_publisher_close(&pub);
     shmbus_topic_close(&topic);
+
+    /* Lossy: producers never wait; a lapped subscriber is told, then resumes. */
+    EXPECT(shmbus_topic_create(bus, "lossy", 4096, SHMBUS_TOPIC_LOSSY, &topic), SHMBUS_OK);
+    shmbus_topic_info info;
+    EXPECT(shmbus_topic_get_info(topic, &info), SHMBUS_OK);
+    EXPECT_TRUE(info.mode == SHMBUS_MODE_LOSSY);
+    EXPECT(shmbus_subscriber_open(topic, NULL, &lagging), SHMBUS_OK);
+    EXPECT(shmbus_publisher_open(topic, &pub), SHMBUS_OK);
+    int lossy_failures = 0;
+    for (int i = 0; i < 200; i++)
+        if (shmbus_publisher_try_send(pub, 0, data, sizeof data, NULL) != SHMBUS_OK) lossy_failures++;
+    EXPECT_TRUE(lossy_failures == 0);
+    EXPECT(shmbus_subscriber_recv(lagging, 0, &ev), SHMBUS_ERR_LAGGED);
+    EXPECT(shmbus_subscriber_recv(lagging, 0, &ev), SHMBUS_OK);
+    EXPECT_TRUE(ev.len == sizeof data && memcmp(ev.payload, data, sizeof data) == 0);
+    shmbus_subscriber_close(&lagging);
+    shmbus_publisher_close(&pub);
+    shmbus_topic_close(&topic);
     shmbus_bus_close(&bus);
     if (failures) {
         fprintf(stderr, "pressure: %d expectation(s) failed\n", failures);
