@@ -61,6 +61,8 @@ pub mod event;
 mod fault;
 pub mod json;
 pub mod layout;
+#[cfg(all(test, loom))]
+mod loom_tests;
 mod mapping;
 mod os;
 mod publisher;

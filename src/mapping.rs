@@ -60,6 +60,12 @@ impl Mapping {
         capacity: u64,
         writable: bool,
     ) -> std::io::Result<Mapping> {
+        if cfg!(loom) {
+            // Under loom the ring's atomics are loom objects, not words of memory.
+            return Err(std::io::Error::other(
+                "ring files cannot be mapped under --cfg loom",
+            ));
+        }
         // SAFETY: the file is a ring file that other processes map too; see the module
         // docs for how the shared contents are accessed. Its size was checked to cover
         // header + capacity by the caller.

@@ -77,6 +77,7 @@ pub(crate) fn alive(pid: u32, start28: u64) -> bool {
 /// Wait on the futex word at `addr` while it holds `expected`, at most `timeout`.
 ///
 /// The futex is not process-private: the word lives in a shared mapping.
+#[cfg(not(loom))]
 pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
@@ -95,7 +96,15 @@ pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, tim
     }
 }
 
+/// Under `--cfg loom` the words are loom atomics and there is no kernel to sleep in:
+/// a futex wait is a yield (callers re-check in a loop).
+#[cfg(loom)]
+pub(crate) fn futex_wait(_word: &crate::sync::AtomicU32, _expected: u32, _timeout: Duration) {
+    loom::thread::yield_now();
+}
+
 /// Wake every waiter on the futex word.
+#[cfg(not(loom))]
 pub(crate) fn futex_wake_all(word: &std::sync::atomic::AtomicU32) {
     // SAFETY: the word is a valid, aligned u32; FUTEX_WAKE does not dereference it
     // beyond hashing its address.

@@ -32,7 +32,7 @@
 //! intent stays in its slot until its commit word is stored.
 
 use crate::layout::*;
-use crate::sync::{fence, spin_hint, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{fence, sc_pair_point, spin_hint, AtomicU32, AtomicU64, Ordering};
 
 /// Where the ring's words and bytes live.
 ///
@@ -188,6 +188,9 @@ pub(crate) trait Liveness {
 
 impl<M: Memory> Ring<M> {
     pub fn new(mem: M, p: Params) -> Self {
+        // A claim of padding plus a record must fit behind a caught-up consumer
+        // (pad + size <= capacity), or a producer could wait forever at the wrap.
+        debug_assert!(record_size(p.max_payload) <= p.capacity / 2);
         Ring {
             mem,
             p,
@@ -274,6 +277,7 @@ impl<M: Memory> Ring<M> {
         let mut must_wait = false;
         if reliable {
             // Pairs with the joiner's SeqCst generation bump (see module docs).
+            sc_pair_point();
             let gen = self.mem.word(OFF_GEN).load(Ordering::SeqCst);
             if gen != cur.gen {
                 self.refresh_limit(cur);
@@ -369,8 +373,9 @@ impl<M: Memory> Ring<M> {
                 let (seen, since) = cur.stuck[i];
                 if seen != pos {
                     cur.stuck[i] = (pos, now);
-                } else if !hold && now.saturating_sub(since) >= timeout {
-                    if ow
+                } else if !hold
+                    && now.saturating_sub(since) >= timeout
+                    && ow
                         .compare_exchange(
                             o,
                             (o & !0xf) | SLOT_EVICTED,
@@ -378,16 +383,16 @@ impl<M: Memory> Ring<M> {
                             Ordering::Relaxed,
                         )
                         .is_ok()
-                    {
-                        self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
-                        changed = true;
-                    }
+                {
+                    self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
+                    changed = true;
                 }
             } else {
                 // Detached named subscriber: held for the timeout after it left.
                 let since = self.cword(i, C_HEARTBEAT).load(Ordering::Relaxed);
-                if !hold && now.saturating_sub(since) >= timeout {
-                    if ow
+                if !hold
+                    && now.saturating_sub(since) >= timeout
+                    && ow
                         .compare_exchange(
                             o,
                             owner(0, 0, SLOT_EVICTED),
@@ -395,10 +400,9 @@ impl<M: Memory> Ring<M> {
                             Ordering::Relaxed,
                         )
                         .is_ok()
-                    {
-                        self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
-                        changed = true;
-                    }
+                {
+                    self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
+                    changed = true;
                 }
             }
         }
@@ -599,6 +603,7 @@ impl<M: Memory> Ring<M> {
             self.cword(slot, C_POSITION).store(at, Ordering::SeqCst);
             // Pairs with the producers' generation load after their tail CAS.
             self.mem.word(OFF_GEN).fetch_add(1, Ordering::SeqCst);
+            sc_pair_point();
             if self.intact(at) {
                 return at;
             }
