@@ -414,6 +414,9 @@ impl<E: Payload> Subscriber<E> {
         Ok(())
     }
 
+    /// Commit-word polls between two rounds of the idle bookkeeping in `next`.
+    const FAST_POLLS: u32 = 64;
+
     /// Find the next data record, waiting per strategy until `deadline` (monotonic ns;
     /// None = forever; Some(0) = do not wait).
     fn next(&mut self, deadline: Option<u64>) -> Result<Next, RecvError> {
@@ -422,6 +425,7 @@ impl<E: Payload> Subscriber<E> {
         }
         self.auto_publish(self.pos);
         let mut backoff = Backoff::default();
+        let mut polls = 0u32;
         loop {
             let ring = &self.topic.inner.ring;
             match ring.read_at(self.pos) {
@@ -464,6 +468,17 @@ impl<E: Payload> Subscriber<E> {
                     });
                 }
                 Read::NotYet => {
+                    // A subscriber that keeps up polls the commit word a few times
+                    // before the bookkeeping below (getpid for the eviction check, a
+                    // clock read, a load of the producers' tail line), which would
+                    // delay noticing the next record and bounce the tail line.
+                    let fast = deadline != Some(0) && self.wait != Wait::Block;
+                    if fast && polls < Self::FAST_POLLS {
+                        polls += 1;
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    polls = 0;
                     if ring.p.mode == Mode::Lossy && ring.lapped(self.pos) {
                         return Err(self.resync());
                     }

@@ -1,0 +1,426 @@
+//! The core benchmark: shmbus against the physical floor, on the same two CPUs.
+//!
+//! In one run it measures
+//!
+//! - (a) a raw cache-line ping-pong between two threads pinned to CPU A and CPU B
+//!   (the floor: what any shared-memory transport must pay per round trip),
+//! - (b) a shmbus ping-pong round trip between **two processes** (this binary
+//!   re-executed with `SHMBUS_BENCH_ROLE=pong`, pinned to CPU B) with 32-byte typed
+//!   events (`#[shmbus::event] struct Ev { seq, a, b, c: u64 }`, rkyv-archived, sent
+//!   with `send`, received with `recv` and validated) and `Wait::Spin` subscribers,
+//! - (c) one-producer → one-subscriber throughput between the two processes for the
+//!   same 32-byte events: the subscriber checks every sequence number.
+//!
+//! and prints p50/p99/p99.9 (HDR histograms) of (a) and (b), the ratio (b)/(a) and
+//! events/s. Each figure is the median of three repetitions.
+//!
+//! ```text
+//! cargo bench --bench pingpong             # full run (~1 min)
+//! cargo bench --bench pingpong -- --quick  # smaller counts
+//! ```
+//!
+//! Environment: `SHMBUS_BENCH_CPUS=a,b` picks the two CPUs (default 0,1);
+//! `SHMBUS_BENCH_TRUSTED=1` opens the topics trusted (no archive validation).
+
+use std::hint::spin_loop;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use hdrhistogram::Histogram;
+use shmbus::{Bus, Publisher, Start, Subscriber, Topic, Wait};
+
+#[shmbus::event]
+struct Ev {
+    seq: u64,
+    a: u64,
+    b: u64,
+    c: u64,
+}
+
+/// `Ev::a` of a control message on the ping topic.
+const CMD_PING: u64 = 0;
+const CMD_THROUGHPUT: u64 = 1;
+const CMD_QUIT: u64 = 2;
+
+const ROLE_ENV: &str = "SHMBUS_BENCH_ROLE";
+const DIR_ENV: &str = "SHMBUS_BENCH_DIR";
+
+struct Config {
+    warmup: usize,
+    round_trips: usize,
+    events: u64,
+    reps: usize,
+    cpus: (usize, usize),
+    trusted: bool,
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let quick = std::env::args().any(|a| a == "--quick");
+        let cpus = std::env::var("SHMBUS_BENCH_CPUS")
+            .ok()
+            .and_then(|s| {
+                let (a, b) = s.split_once(',')?;
+                Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+            })
+            .unwrap_or((0, 1));
+        Config {
+            warmup: if quick { 10_000 } else { 50_000 },
+            round_trips: if quick { 20_000 } else { 200_000 },
+            events: if quick { 2_000_000 } else { 20_000_000 },
+            reps: 3,
+            cpus,
+            trusted: std::env::var_os("SHMBUS_BENCH_TRUSTED").is_some_and(|v| v == "1"),
+        }
+    }
+}
+
+fn pin(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity
+    // only read and write that local set; pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!(
+                "warning: could not pin to CPU {cpu}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("histogram bounds")
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Lat {
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    mean: f64,
+}
+
+impl Lat {
+    fn of(h: &Histogram<u64>) -> Lat {
+        Lat {
+            p50: h.value_at_quantile(0.5),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            mean: h.mean(),
+        }
+    }
+}
+
+fn median_by<T: Copy>(v: &[T], key: impl Fn(&T) -> f64) -> T {
+    let mut s: Vec<T> = v.to_vec();
+    s.sort_by(|x, y| key(x).total_cmp(&key(y)));
+    s[s.len() / 2]
+}
+
+/// Median of each latency figure over the repetitions.
+fn median_lat(v: &[Lat]) -> Lat {
+    Lat {
+        p50: median_by(v, |l| l.p50 as f64).p50,
+        p99: median_by(v, |l| l.p99 as f64).p99,
+        p999: median_by(v, |l| l.p999 as f64).p999,
+        mean: median_by(v, |l| l.mean).mean,
+    }
+}
+
+// ------------------------------------------------------------------ (a) raw floor
+
+/// One round trip: A stores `i` in the ping line, B sees it and stores `i` in the
+/// pong line, A sees that. One clock read per round trip, as in (b).
+fn raw_pingpong(cfg: &Config) -> Lat {
+    let ping = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let pong = Arc::new(CachePadded::new(AtomicU64::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = (cfg.warmup + cfg.round_trips * cfg.reps) as u64;
+    let echo = {
+        let (ping, pong, stop) = (ping.clone(), pong.clone(), stop.clone());
+        let cpu = cfg.cpus.1;
+        std::thread::spawn(move || {
+            pin(cpu);
+            let mut last = 0;
+            while last < total && !stop.load(Ordering::Relaxed) {
+                let v = ping.load(Ordering::Acquire);
+                if v != last {
+                    pong.store(v, Ordering::Release);
+                    last = v;
+                } else {
+                    spin_loop();
+                }
+            }
+        })
+    };
+    pin(cfg.cpus.0);
+    let mut i = 0u64;
+    let mut rt = || {
+        i += 1;
+        ping.store(i, Ordering::Release);
+        while pong.load(Ordering::Acquire) != i {
+            spin_loop();
+        }
+    };
+    for _ in 0..cfg.warmup {
+        rt();
+    }
+    let mut reps = Vec::new();
+    for _ in 0..cfg.reps {
+        let mut h = histogram();
+        let mut t0 = Instant::now();
+        for _ in 0..cfg.round_trips {
+            rt();
+            let t = Instant::now();
+            h.saturating_record((t - t0).as_nanos() as u64);
+            t0 = t;
+        }
+        reps.push(Lat::of(&h));
+    }
+    stop.store(true, Ordering::Relaxed);
+    echo.join().expect("echo thread");
+    median_lat(&reps)
+}
+
+// ------------------------------------------------------------------ shmbus
+
+struct Topics {
+    ping: Topic<Ev>,
+    pong: Topic<Ev>,
+    tp: Topic<Ev>,
+}
+
+fn open_topics(bus: &Bus, trusted: bool) -> Topics {
+    let open = |name: &str, cap: u64| {
+        bus.topic(name)
+            .event::<Ev>()
+            .capacity(cap)
+            .trusted(trusted)
+            .open_or_create()
+            .unwrap_or_else(|e| panic!("open topic {name}: {e}"))
+    };
+    Topics {
+        ping: open("ping", 1 << 16),
+        pong: open("pong", 1 << 16),
+        tp: open("tp", 1 << 20),
+    }
+}
+
+fn subscribe(t: &Topic<Ev>) -> Subscriber<Ev> {
+    t.subscriber()
+        .start(Start::Earliest)
+        .wait(Wait::Spin)
+        .open()
+        .expect("subscribe")
+}
+
+fn publisher(t: &Topic<Ev>) -> Publisher<Ev> {
+    let mut p = t.publisher().expect("publisher");
+    p.set_wait(Wait::Spin);
+    p
+}
+
+fn ev(seq: u64, a: u64, b: u64) -> Ev {
+    Ev { seq, a, b, c: !seq }
+}
+
+/// The second process: echo pings, and consume throughput runs when told to.
+fn pong_role() {
+    let dir = std::env::var(DIR_ENV).expect("SHMBUS_BENCH_DIR");
+    let cpu: usize = std::env::var("SHMBUS_BENCH_CPU")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let trusted = std::env::var_os("SHMBUS_BENCH_TRUSTED").is_some_and(|v| v == "1");
+    pin(cpu);
+    let bus = Bus::open_dir(&dir).expect("open bus");
+    let t = open_topics(&bus, trusted);
+    let mut ping = subscribe(&t.ping);
+    let mut tp = subscribe(&t.tp);
+    let mut pong = publisher(&t.pong);
+    pong.send(&ev(u64::MAX, 0, 0)).expect("ready");
+    loop {
+        let (seq, cmd, arg) = {
+            let m = ping.recv().expect("recv ping");
+            (m.seq.to_native(), m.a.to_native(), m.b.to_native())
+        };
+        match cmd {
+            CMD_PING => {
+                pong.send(&ev(seq, CMD_PING, 0)).expect("send pong");
+            }
+            CMD_THROUGHPUT => {
+                let mut next = 0u64;
+                while next < arg {
+                    let e = tp.recv().expect("recv tp");
+                    let s = e.seq.to_native();
+                    assert_eq!(s, next, "throughput: sequence");
+                    assert_eq!(e.c.to_native(), !s, "throughput: payload");
+                    next += 1;
+                }
+                pong.send(&ev(seq, CMD_THROUGHPUT, next))
+                    .expect("send done");
+            }
+            _ => break,
+        }
+    }
+}
+
+/// Removes the bus directory and stops the child however `main` ends.
+struct Cleanup {
+    dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn recv_pong(sub: &mut Subscriber<Ev>) -> (u64, u64, u64) {
+    let m = sub.recv().expect("recv pong");
+    (m.seq.to_native(), m.a.to_native(), m.b.to_native())
+}
+
+fn main() {
+    if std::env::var(ROLE_ENV).as_deref() == Ok("pong") {
+        pong_role();
+        return;
+    }
+    let cfg = Config::from_env();
+    let root = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = root.join(format!("shmbus-bench-{}", std::process::id()));
+    let mut cleanup = Cleanup {
+        dir: dir.clone(),
+        child: None,
+    };
+
+    println!(
+        "shmbus pingpong bench: CPUs {} and {}, {} round trips x {} reps (+{} warm-up), \
+         {} events x {} reps, 32-byte events{}",
+        cfg.cpus.0,
+        cfg.cpus.1,
+        cfg.round_trips,
+        cfg.reps,
+        cfg.warmup,
+        cfg.events,
+        cfg.reps,
+        if cfg.trusted { " (trusted)" } else { "" }
+    );
+
+    // (a) before the child exists, so CPU B is free.
+    let raw = raw_pingpong(&cfg);
+
+    let bus = Bus::open_dir(&dir).expect("open bus");
+    let t = open_topics(&bus, cfg.trusted);
+    let mut pongs = subscribe(&t.pong);
+    let mut ping = publisher(&t.ping);
+    let mut tp = publisher(&t.tp);
+    let exe = std::env::current_exe().expect("current exe");
+    let child = Command::new(exe)
+        .env(ROLE_ENV, "pong")
+        .env(DIR_ENV, &dir)
+        .env("SHMBUS_BENCH_CPU", cfg.cpus.1.to_string())
+        .spawn()
+        .expect("spawn pong process");
+    cleanup.child = Some(child);
+    assert_eq!(recv_pong(&mut pongs).0, u64::MAX, "ready");
+
+    // (b) round trips between the processes.
+    let mut seq = 0u64;
+    let mut rt = |ping: &mut Publisher<Ev>, pongs: &mut Subscriber<Ev>| {
+        seq += 1;
+        ping.send(&ev(seq, CMD_PING, 0)).expect("send ping");
+        let (s, _, _) = recv_pong(pongs);
+        assert_eq!(s, seq, "pong sequence");
+    };
+    for _ in 0..cfg.warmup {
+        rt(&mut ping, &mut pongs);
+    }
+    let mut reps = Vec::new();
+    for _ in 0..cfg.reps {
+        let mut h = histogram();
+        let mut t0 = Instant::now();
+        for _ in 0..cfg.round_trips {
+            rt(&mut ping, &mut pongs);
+            let t = Instant::now();
+            h.saturating_record((t - t0).as_nanos() as u64);
+            t0 = t;
+        }
+        reps.push(Lat::of(&h));
+    }
+    let bus_lat = median_lat(&reps);
+
+    // (c) throughput: N events from this process to the other.
+    let mut rates = Vec::new();
+    for rep in 0..cfg.reps {
+        seq += 1;
+        ping.send(&ev(seq, CMD_THROUGHPUT, cfg.events))
+            .expect("send command");
+        let t0 = Instant::now();
+        for i in 0..cfg.events {
+            tp.send(&ev(i, 0, rep as u64)).expect("send");
+        }
+        let (s, cmd, n) = recv_pong(&mut pongs);
+        let dt = t0.elapsed();
+        assert_eq!((s, cmd, n), (seq, CMD_THROUGHPUT, cfg.events), "done");
+        rates.push(cfg.events as f64 / dt.as_secs_f64());
+    }
+    seq += 1;
+    ping.send(&ev(seq, CMD_QUIT, 0)).expect("send quit");
+    rates.sort_by(f64::total_cmp);
+    let rate = rates[rates.len() / 2];
+
+    println!();
+    println!("                                  p50      p99    p99.9     mean  (ns)");
+    let row = |name: &str, l: &Lat| {
+        println!(
+            "{name:<30} {:>7} {:>8} {:>8} {:>8.1}",
+            l.p50, l.p99, l.p999, l.mean
+        )
+    };
+    row("(a) raw cache-line round trip", &raw);
+    row("(b) shmbus round trip", &bus_lat);
+    println!();
+    println!(
+        "ratio (b)/(a): p50 {:.2}  p99 {:.2}  p99.9 {:.2}  mean {:.2}   (target p50 <= 2.0)",
+        bus_lat.p50 as f64 / raw.p50 as f64,
+        bus_lat.p99 as f64 / raw.p99 as f64,
+        bus_lat.p999 as f64 / raw.p999 as f64,
+        bus_lat.mean / raw.mean,
+    );
+    println!(
+        "(c) throughput: {:.2} M events/s  ({:.2} GB/s of payload, {:.2} GB/s of ring) \
+         median of {:?} M/s   (target >= 20 M/s)",
+        rate / 1e6,
+        rate * 32.0 / 1e9,
+        rate * 64.0 / 1e9,
+        rates
+            .iter()
+            .map(|r| (r / 1e4).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    drop(cleanup);
+}
