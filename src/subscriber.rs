@@ -369,8 +369,9 @@ impl<E: Payload> Subscriber<E> {
     /// Publish the current position now (it is also published on every receive and
     /// before waiting). For a named subscriber this is where a successor resumes.
     pub fn commit(&mut self) {
-        let p = self.held.unwrap_or(self.pos);
-        self.publish(p);
+        // `&mut self` proves no received event is still borrowed.
+        self.held = None;
+        self.publish(self.pos);
     }
 
     /// Publish `p`, a position this subscriber has finished with: at least the last
