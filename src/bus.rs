@@ -335,16 +335,12 @@ impl<E: Payload> TopicBuilder<E> {
             match open_file(&path) {
                 Ok(file) => return self.attach(file, path),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                    match self.create(&path)? {
-                        true => continue,
-                        false => {
-                            tries += 1;
-                            if tries > 100 {
-                                return Err(OpenError::NotReady(path));
-                            }
-                            continue;
-                        }
+                    // Bounded: the file only vanishes again if someone keeps deleting it.
+                    tries += 1;
+                    if tries > 100 {
+                        return Err(OpenError::NotReady(path));
                     }
+                    self.create(&path)?;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(OpenError::NotFound(path))
@@ -355,8 +351,8 @@ impl<E: Payload> TopicBuilder<E> {
     }
 
     /// Create the ring file under a temporary name, initialise it completely, then
-    /// link it into place. Returns true whether we or a racing creator won.
-    fn create(&self, path: &Path) -> Result<bool, OpenError> {
+    /// link it into place. Succeeds whether we or a racing creator won.
+    fn create(&self, path: &Path) -> Result<(), OpenError> {
         let tmp = self.bus.dir.join(format!(
             ".{}.ring.{}.{}",
             self.name,
@@ -405,8 +401,8 @@ impl<E: Payload> TopicBuilder<E> {
             self.init(&map);
             drop(map);
             match fs::hard_link(&tmp, path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(true),
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
                 Err(e) => Err(io_err(path, "link ring file")(e)),
             }
         })();

@@ -326,18 +326,8 @@ impl<E: Payload> Grant<'_, E> {
         self.claim.pos
     }
 
-    /// Give the claim up: it becomes padding that subscribers skip.
-    pub fn abort(mut self) {
-        self.abort_inner();
-    }
-
-    fn abort_inner(&mut self) {
-        if !self.done {
-            self.done = true;
-            let ring = &self.publisher.ring;
-            ring.abort(&mut self.publisher.cur, self.claim);
-        }
-    }
+    /// Give the claim up: it becomes padding that subscribers skip (as on drop).
+    pub fn abort(self) {}
 }
 
 impl<E> Drop for Grant<'_, E> {

@@ -421,9 +421,8 @@ impl<E: Payload> Subscriber<E> {
     /// Find the next data record, waiting per strategy until `deadline` (monotonic ns;
     /// None = forever; Some(0) = do not wait).
     fn next(&mut self, deadline: Option<u64>) -> Result<Next, RecvError> {
-        if let Some(h) = self.held.take() {
-            let _ = h;
-        }
+        // `&mut self` proves the previously received event is no longer borrowed.
+        self.held = None;
         self.auto_publish(self.pos);
         let mut backoff = Backoff::default();
         let mut polls = 0u32;
