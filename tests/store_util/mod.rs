@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use shmbus::store::{list_segments, SegmentReader};
 
@@ -132,13 +131,6 @@ pub fn check_exactly_once(recs: &[(u64, u32, u64, u64)], producers: u32, per: u6
     }
 }
 
-pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    cond()
-}
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::wait_until;
