@@ -351,63 +351,61 @@ impl<M: Memory> Ring<M> {
             let timeout = self.p.consumer_timeout_ns;
             if st == SLOT_ACTIVE {
                 if !live.alive(owner_pid(o), owner_start(o)) {
-                    let new = if named {
-                        // Keep the name and position; give it the grace of the timeout.
+                    // Dead. A named one keeps its name and position, with the grace of
+                    // the timeout; an anonymous one is freed.
+                    changed |= if named {
                         self.cword(i, C_HEARTBEAT).store(now, Ordering::Relaxed);
-                        owner(0, 0, SLOT_DETACHED)
+                        self.retire(i, o, owner(0, 0, SLOT_DETACHED), false)
                     } else {
-                        SLOT_FREE
+                        self.retire(i, o, SLOT_FREE, true)
                     };
-                    if ow
-                        .compare_exchange(o, new, Ordering::SeqCst, Ordering::Relaxed)
-                        .is_ok()
-                    {
-                        if new == SLOT_FREE {
-                            self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
-                        }
-                        changed = true;
-                    }
                     continue;
                 }
                 // Alive: stuck if its position has not moved for the timeout.
                 let (seen, since) = cur.stuck[i];
                 if seen != pos {
                     cur.stuck[i] = (pos, now);
-                } else if !hold
-                    && now.saturating_sub(since) >= timeout
-                    && ow
-                        .compare_exchange(
-                            o,
-                            (o & !0xf) | SLOT_EVICTED,
-                            Ordering::SeqCst,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
-                    changed = true;
+                } else if !hold && now.saturating_sub(since) >= timeout {
+                    changed |= self.retire(i, o, (o & !0xf) | SLOT_EVICTED, true);
                 }
             } else {
                 // Detached named subscriber: held for the timeout after it left.
                 let since = self.cword(i, C_HEARTBEAT).load(Ordering::Relaxed);
-                if !hold
-                    && now.saturating_sub(since) >= timeout
-                    && ow
-                        .compare_exchange(
-                            o,
-                            owner(0, 0, SLOT_EVICTED),
-                            Ordering::SeqCst,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
-                    changed = true;
+                if !hold && now.saturating_sub(since) >= timeout {
+                    changed |= self.retire(i, o, owner(0, 0, SLOT_EVICTED), true);
                 }
             }
         }
         if changed {
             self.refresh_limit(cur);
+        }
+    }
+
+    /// Move consumer slot `i` from owner word `o` to `new` (evicting, detaching or
+    /// freeing it). On success count an eviction if asked, and take back a futex-waiter
+    /// announcement its owner may have died with. Returns whether the CAS won.
+    fn retire(&self, i: usize, o: u64, new: u64, count: bool) -> bool {
+        let won = self
+            .cword(i, C_OWNER)
+            .compare_exchange(o, new, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        if won {
+            if count {
+                self.mem.word(OFF_EVICTIONS).fetch_add(1, Ordering::Relaxed);
+            }
+            self.clear_sleeping(i);
+        }
+        won
+    }
+
+    /// If consumer slot `i` is announced as a futex waiter, withdraw the announcement
+    /// (exactly once: the sleeper withdraws it itself only if the bit is still set).
+    pub fn clear_sleeping(&self, i: usize) {
+        let flags = self.mem.word32(consumer_slot(i) + C_FLAGS);
+        if flags.fetch_and(!C_FLAG_SLEEPING, Ordering::SeqCst) & C_FLAG_SLEEPING != 0 {
+            self.mem
+                .word32(OFF_FUTEX_WAITERS)
+                .fetch_sub(1, Ordering::SeqCst);
         }
     }
 

@@ -126,7 +126,7 @@ impl<E: Payload> SubscriberBuilder<E> {
                         )
                         .is_ok()
                     {
-                        clear_sleeping(&topic, i, o);
+                        ring.clear_sleeping(i);
                         resume = Some(ring.cword(i, C_POSITION).load(Ordering::SeqCst));
                         break 'found i;
                     }
@@ -239,19 +239,6 @@ fn write_name<E: Payload>(topic: &Topic<E>, slot: usize, flags: u32, name: &[u8]
     ring.mem
         .word32(base + C_FLAGS)
         .store(flags, Ordering::Release);
-}
-
-/// If the slot's previous owner died while announced as a futex waiter, take its
-/// announcement back so producers stop paying for wake-ups nobody waits for.
-pub(crate) fn clear_sleeping<E: Payload>(topic: &Topic<E>, slot: usize, _old_owner: u64) {
-    use crate::ring::Memory;
-    let ring = &topic.inner.ring;
-    let flags = ring.mem.word32(consumer_slot(slot) + C_FLAGS);
-    if flags.fetch_and(!C_FLAG_SLEEPING, Ordering::SeqCst) & C_FLAG_SLEEPING != 0 {
-        ring.mem
-            .word32(OFF_FUTEX_WAITERS)
-            .fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// A subscriber: receives every record of its topic, in the topic's total order.

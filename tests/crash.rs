@@ -400,3 +400,49 @@ fn blocked_idle_subscriber_uses_no_cpu_and_wakes_on_publish() {
     assert!(rest.contains("GOT 42"), "{rest}");
     assert!(c.wait().unwrap().success());
 }
+
+#[test]
+fn subscriber_killed_while_asleep_does_not_leave_a_waiter_behind() {
+    const TEST: &str = "subscriber_killed_while_asleep_does_not_leave_a_waiter_behind";
+    if let Some(r) = role() {
+        return child(r);
+    }
+    let tb = TempBus::new("sleeper");
+    let topic = open_topic(&tb.bus());
+    let waiters = || {
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8; 4];
+        std::fs::File::open(topic.path())
+            .unwrap()
+            .read_exact_at(&mut b, 644)
+            .unwrap();
+        u32::from_le_bytes(b)
+    };
+    let mut c = spawn_role(TEST, "idle", &tb.dir, &[]);
+    assert!(read_until(
+        &mut std::io::BufReader::new(c.stdout.as_mut().unwrap()),
+        "READY"
+    ));
+    assert!(
+        wait_until(Duration::from_secs(10), || waiters() == 1),
+        "the subscriber never slept"
+    );
+    sigkill(&c);
+    c.wait().unwrap();
+    assert_eq!(
+        waiters(),
+        1,
+        "a killed sleeper cannot withdraw its own announcement"
+    );
+    // Blocked by the dead subscriber, the producer evicts it and withdraws it.
+    let mut p = topic.publisher().unwrap();
+    for seq in 0..2_000 {
+        p.send_timeout(&msg(0, seq), Duration::from_secs(10))
+            .unwrap();
+    }
+    assert_eq!(
+        waiters(),
+        0,
+        "the evicted sleeper's waiter announcement was withdrawn"
+    );
+}
