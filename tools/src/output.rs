@@ -1,0 +1,23 @@
+//! Output formats: a human table on a terminal, JSON lines for scripts.
+
+use std::io::IsTerminal;
+
+/// How a command prints data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Format {
+    /// A table when stdout is a terminal, JSON lines otherwise.
+    pub fn default_for_stdout() -> Format {
+        if std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        }
+    }
+}
