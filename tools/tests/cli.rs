@@ -641,6 +641,14 @@ fn verify_reports_damage_with_path_and_offset_and_repairs_torn_tails() {
     );
     let v = shmbus(&b, &["verify", &s]).ok();
     assert_eq!(num(&v.stdout, "records"), 30);
+    // The repaired segment carries the live topic's schema: the store alone decodes.
+    let no_bus = TempDir::new("ver-nobus");
+    let last = shmbus(&no_bus.arg(), &["tail", "trades", "--store", &s, "-n", "1"]).ok();
+    assert!(
+        last.stdout
+            .contains("\"event\":{\"symbol\":\"XYZ\",\"price\":129.0"),
+        "{last:?}"
+    );
 
     // A missing index is reported and rebuilt.
     let idx = seg_files(&store, "idx").remove(0);
@@ -697,6 +705,14 @@ fn record_resumes_where_the_store_ends() {
     assert_eq!((r.code, num(&r.stdout, "records")), (0, 10), "{r:?}");
     publish_trades(&bus.path, "trades", 10, 7);
     let rec = start_recorder(&bus, &store, &["--fsync", "never"]);
+    // While it runs: its segment is unsealed but that is no problem, and stat shows it.
+    shmbus(&b, &["verify", &store.arg()]).ok();
+    let st = shmbus(&b, &["stat", "trades", "--interval", "50ms"]).ok();
+    assert!(
+        st.stdout
+            .contains("\"recorder\":{\"name\":\"shmbus-recorder\",\"state\":\"active\""),
+        "{st:?}"
+    );
     // A second recorder for the same topic and store is refused.
     shmbus(&b, &["record", "trades", "--store", &store.arg()]).fails(1, "another recorder");
     signal(&rec, libc::SIGTERM);
@@ -821,6 +837,19 @@ fn doctor_reports_permissions_stale_slots_corrupt_rings_and_leftovers() {
         "{d:?}"
     );
     assert!(!d.stdout.contains("healthy.ring"), "{d:?}");
+    // Files of another user: only root can make them here.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let healthy = bus.path.join("healthy.ring");
+        std::os::unix::fs::chown(&healthy, Some(12345), None).unwrap();
+        let d = shmbus(&b, &["doctor"]).fails(1, "problem(s) found");
+        assert!(
+            d.lines()
+                .iter()
+                .any(|l| l.contains("healthy.ring") && l.contains("owned by uid 12345")),
+            "{d:?}"
+        );
+    }
     // ls still lists everything, with the reason for what it cannot open.
     let ls = shmbus(&b, &["ls"]).ok();
     assert!(

@@ -68,7 +68,7 @@ fn check_perms(path: &Path, md: &std::fs::Metadata, what: &str, out: &mut Vec<Fi
                 "{what} is owned by uid {} (you are {}){}",
                 md.uid(),
                 euid(),
-                if group_ok {
+                if group_ok || euid() == 0 {
                     ""
                 } else {
                     " and not group-writable: you cannot use it"
@@ -111,18 +111,33 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         if let Some(pid) = temp_file_pid(&name) {
-            findings.push(Finding {
-                severity: "warning",
-                path: path.clone(),
-                problem: if pid_exists(pid) {
-                    format!("temporary file of a topic creation in progress (pid {pid})")
-                } else {
-                    format!(
-                        "leftover temporary file of an interrupted topic creation (pid {pid} \
-                         is gone; `shmbus gc --remove` deletes it)"
-                    )
-                },
-            });
+            // A creation in progress takes milliseconds; one that is old is stuck.
+            let age = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            let problem = if !pid_exists(pid) {
+                Some(format!(
+                    "leftover temporary file of an interrupted topic creation (pid {pid} \
+                     is gone; `shmbus gc --remove` deletes it)"
+                ))
+            } else if age > std::time::Duration::from_secs(60) {
+                Some(format!(
+                    "temporary file of a topic creation by pid {pid} that has not finished \
+                     for {}s",
+                    age.as_secs()
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                findings.push(Finding {
+                    severity: "warning",
+                    path: path.clone(),
+                    problem,
+                });
+            }
             continue;
         }
         let Some(topic) = name.strip_suffix(".ring") else {

@@ -137,7 +137,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         let now = Instant::now();
         let secs = now.duration_since(t_prev).as_secs_f64();
         if clear {
-            print!("\x1b[2J\x1b[H");
+            // Clear the screen and home the cursor, so the tables refresh in place.
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(b"\x1b[2J\x1b[H");
         }
         print_sample(ctx, &args, &prev, &cur, secs);
         n += 1;
