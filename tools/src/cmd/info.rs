@@ -82,6 +82,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
 fn info_json(topic: &Topic<Raw>) -> String {
     let m = topic.meta();
     let s = topic.stats();
+    let w = topic.header_words();
     let now = shmbus::now_ns();
     let schema = topic.schema().map(|sc| {
         Obj::new()
@@ -130,6 +131,12 @@ fn info_json(topic: &Topic<Raw>) -> String {
         .u64("gaps", s.gaps)
         .u64("gap_bytes", s.gap_bytes)
         .u64("evictions", s.evictions)
+        .u64("reaped_producers", w.reaped_producers)
+        .u64("limit", w.limit)
+        .u64("consumer_generation", w.consumer_generation)
+        .u64("futex_seq", u64::from(w.futex_seq))
+        .u64("sleepers", u64::from(w.sleepers))
+        .u64("unblock_holder_pid", u64::from(w.unblock_holder))
         .raw("schema", schema.as_deref().unwrap_or("null"))
         .arr(
             "producers",
@@ -165,6 +172,7 @@ fn info_json(topic: &Topic<Raw>) -> String {
 fn print_table(topic: &Topic<Raw>) {
     let m = topic.meta();
     let s = topic.stats();
+    let w = topic.header_words();
     let now = shmbus::now_ns();
     let mut out = Table::new(&["topic", topic.name()]);
     let mut kv = |k: &str, v: String| out.row(vec![k.to_string(), v]);
@@ -243,6 +251,27 @@ fn print_table(topic: &Topic<Raw>) {
         format!(
             "{} ({} bytes), {} evictions",
             s.gaps, s.gap_bytes, s.evictions
+        ),
+    );
+    kv(
+        "producer limit",
+        format!(
+            "{} (cached claim bound); {} producer slot(s) reaped from dead processes",
+            w.limit, w.reaped_producers
+        ),
+    );
+    kv(
+        "waiting",
+        format!(
+            "{} subscriber(s) asleep on the futex (sequence {}); consumer generation {}{}",
+            w.sleepers,
+            w.futex_seq,
+            w.consumer_generation,
+            if w.unblock_holder != 0 {
+                format!("; pid {} is unblocking a claim", w.unblock_holder)
+            } else {
+                String::new()
+            }
         ),
     );
     out.print();

@@ -271,9 +271,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                         )));
                     }
                     let (schema, type_id) = stored_schema(&dir)?;
+                    let from = start.unwrap_or_else(|| {
+                        ReplayStart::Position(last_n_start(store, &args.topic, sink.keep))
+                    });
                     let mut pr =
                         Printer::new(schema, type_id, args.raw_encoding, ctx.format, false);
-                    for_each_stored(&dir, start.unwrap_or(ReplayStart::Position(0)), |r| {
+                    for_each_stored(&dir, from, |r| {
                         Ok(sink.push(pr.render(r.position, r.timestamp, r.type_id, r.bytes, true)))
                     })?;
                     sink.flush();
@@ -282,6 +285,28 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
             }
         }
     }
+}
+
+/// Where to start reading a store to see its last `n` records: the base of the last
+/// segment from which at least `n` records remain (0 when the store holds fewer), so
+/// `tail -n` does not read a whole store. Records the ring holds beyond the store only
+/// add to what is read.
+fn last_n_start(store: &std::path::Path, topic: &str, n: usize) -> u64 {
+    let dir = shmbus::store::topic_dir(store, topic);
+    let Ok(segs) = shmbus::store::list_segments(&dir) else {
+        return 0;
+    };
+    let mut have = 0u64;
+    for s in segs.iter().rev() {
+        let Ok(r) = shmbus::store::SegmentReader::open(&s.path) else {
+            return 0;
+        };
+        have += r.summary().count;
+        if have >= n as u64 {
+            return s.base;
+        }
+    }
+    0
 }
 
 fn tail_ring(
@@ -384,13 +409,14 @@ fn tail_replay(
         ctx.format,
         true,
     );
-    let mut replay = Replay::open(topic, store, start.unwrap_or(ReplayStart::Position(0)))
-        .map_err(|e| {
-            CliError::new(format!(
-                "cannot replay {name:?} from {}: {e}",
-                store.display()
-            ))
-        })?;
+    let from =
+        start.unwrap_or_else(|| ReplayStart::Position(last_n_start(store, &name, sink.keep)));
+    let mut replay = Replay::open(topic, store, from).map_err(|e| {
+        CliError::new(format!(
+            "cannot replay {name:?} from {}: {e}",
+            store.display()
+        ))
+    })?;
     let end_at = topic.tail();
     let store_err = |e: shmbus::store::StoreError| CliError::new(format!("reading {name:?}: {e}"));
     // What is stored and in the ring now.

@@ -206,9 +206,15 @@ pub fn run_role(role: &str, bus: &Path, env: &[(&str, String)]) -> String {
 }
 
 fn finish_stdout(mut c: Child) -> String {
+    // Read while it runs: a helper printing more than a pipe holds must not block.
+    let mut so = c.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        so.read_to_string(&mut s).unwrap();
+        s
+    });
     let st = wait_limit(&mut c, Duration::from_secs(60));
-    let mut out = String::new();
-    c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let out = reader.join().unwrap();
     assert!(st.success(), "helper failed: {out}");
     out
 }
