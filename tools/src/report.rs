@@ -120,11 +120,16 @@ impl Obj {
     }
 }
 
-/// Writes one line to stdout; a closed pipe (`shmbus tail | head`) ends quietly.
-pub fn println_or_exit(line: &str) {
+/// Writes one line to stdout. When stdout is closed (`shmbus tail -f | head`) further
+/// lines are dropped and the stop flag is raised, so long-running commands end
+/// normally (detaching their subscribers) instead of dying on the write.
+pub fn out_line(line: &str) {
+    if crate::target::stdout_closed() {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-        std::process::exit(0);
+        crate::target::close_stdout();
     }
 }
 
@@ -180,7 +185,7 @@ impl Table {
     /// Prints the table to stdout.
     pub fn print(&self) {
         let text = self.render();
-        println_or_exit(text.trim_end_matches('\n'));
+        out_line(text.trim_end_matches('\n'));
     }
 }
 

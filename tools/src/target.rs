@@ -129,6 +129,18 @@ pub fn store_topics(store: &Path, only: Option<&str>) -> Result<Vec<(String, Pat
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Records that stdout is gone and asks long-running commands to stop.
+pub fn close_stdout() {
+    STDOUT_CLOSED.store(true, Ordering::SeqCst);
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether a write to stdout failed (see [`close_stdout`]).
+pub fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(Ordering::SeqCst)
+}
 
 extern "C" fn on_signal(_sig: libc::c_int) {
     // Only an atomic store: async-signal-safe.
@@ -158,7 +170,7 @@ pub fn install_stop_handlers() -> Result<(), CliError> {
     Ok(())
 }
 
-/// Whether SIGINT or SIGTERM arrived since [`install_stop_handlers`].
+/// Whether SIGINT or SIGTERM arrived since [`install_stop_handlers`], or stdout closed.
 pub fn stopping() -> bool {
     STOP.load(Ordering::SeqCst)
 }

@@ -407,6 +407,26 @@ fn tail_follow_prints_new_events_and_stops_on_sigterm() {
         "tail -f did not exit cleanly on SIGTERM: {st:?}"
     );
     assert!(wait_until(LIMIT, || live_subscribers(&bus, "trades") == 0));
+
+    // `shmbus tail -f | head -1`: when its stdout closes it ends normally and detaches.
+    let mut tail = shmbus_cmd(&b, &["tail", "trades", "-f", "-n", "1"])
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(tail.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("\"qty\":102"), "{first}");
+    drop(out);
+    assert!(wait_until(LIMIT, || live_subscribers(&bus, "trades") == 1));
+    publish_trades(&bus.path, "trades", 200, 2);
+    let st = wait_limit(&mut tail, LIMIT);
+    assert!(st.success(), "{st:?}");
+    let pid = tail.id();
+    let topic = bus.bus().topic("trades").open().unwrap();
+    assert!(
+        topic.subscribers().iter().all(|s| s.pid != pid),
+        "slot left behind"
+    );
 }
 
 /// Runs `shmbus record` until everything now in the topic is persisted.

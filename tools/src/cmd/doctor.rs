@@ -21,7 +21,7 @@ use shmbus::SubscriberState;
 use crate::cmd::gc::{pid_exists, temp_file_pid};
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{println_or_exit, Obj, Table};
+use crate::report::{out_line, Obj, Table};
 use crate::target::bus_dir;
 use crate::Ctx;
 
@@ -226,7 +226,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
     match ctx.format {
         Format::Json => {
             for f in &findings {
-                println_or_exit(
+                out_line(
                     &Obj::new()
                         .str("severity", f.severity)
                         .str("path", &f.path.display().to_string())
@@ -237,7 +237,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
         }
         Format::Table => {
             if findings.is_empty() {
-                println_or_exit(&format!(
+                out_line(&format!(
                     "bus {:?} ({}): {rings} ring file(s), no problems found",
                     ctx.bus,
                     dir.display()

@@ -17,7 +17,7 @@ use shmbus::{Bus, SubscriberState};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{println_or_exit, Obj, Table};
+use crate::report::{out_line, Obj, Table};
 use crate::target::existing_bus;
 use crate::Ctx;
 
@@ -227,7 +227,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 .join(", ")
         };
         match ctx.format {
-            Format::Json => println_or_exit(
+            Format::Json => out_line(
                 &Obj::new()
                     .str("path", &c.path.display().to_string())
                     .opt_str("topic", c.topic.as_deref())
@@ -252,13 +252,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     }
     if ctx.format == Format::Table {
         if candidates.is_empty() {
-            println_or_exit(&format!(
+            out_line(&format!(
                 "nothing to collect on bus {:?} ({kept} topic(s) in use or unreadable)",
                 ctx.bus
             ));
         } else {
             table.print();
-            println_or_exit(&format!(
+            out_line(&format!(
                 "{} candidate(s), {removed} removed, {kept} topic(s) kept; named subscriber \
                  positions are state that removing a ring file loses",
                 candidates.len()

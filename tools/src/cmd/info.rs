@@ -9,7 +9,7 @@ use shmbus::{Raw, SubscriberState, Topic};
 use crate::cmd::ls::{mode_name, type_name};
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{human_bytes, println_or_exit, Obj, Table};
+use crate::report::{human_bytes, out_line, Obj, Table};
 use crate::target::{existing_bus, open_topic};
 use crate::timefmt::{format_age, format_time};
 use crate::Ctx;
@@ -73,7 +73,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     let bus = existing_bus(ctx)?;
     let topic = open_topic(&bus, &args.topic)?;
     match ctx.format {
-        Format::Json => println_or_exit(&info_json(&topic)),
+        Format::Json => out_line(&info_json(&topic)),
         Format::Table => print_table(&topic),
     }
     Ok(())
@@ -277,7 +277,7 @@ fn print_table(topic: &Topic<Raw>) {
     out.print();
 
     if let Some(sc) = topic.schema() {
-        println_or_exit(&format!(
+        out_line(&format!(
             "\nschema {} (root {} bytes, align {})",
             sc.type_name(),
             sc.root_size(),
@@ -294,11 +294,11 @@ fn print_table(topic: &Topic<Raw>) {
         }
         t.print();
     } else {
-        println_or_exit("\nschema: none (raw payloads)");
+        out_line("\nschema: none (raw payloads)");
     }
 
     let producers = topic.producers();
-    println_or_exit(&format!("\nproducers: {}", producers.len()));
+    out_line(&format!("\nproducers: {}", producers.len()));
     if !producers.is_empty() {
         let mut t = Table::new(&[
             "SLOT", "PID", "ALIVE", "RECORDS", "BYTES", "STALLS", "CLAIM",
@@ -318,7 +318,7 @@ fn print_table(topic: &Topic<Raw>) {
     }
 
     let subs = topic.subscribers();
-    println_or_exit(&format!("\nsubscribers: {}", subs.len()));
+    out_line(&format!("\nsubscribers: {}", subs.len()));
     if !subs.is_empty() {
         let mut t = Table::new(&[
             "SLOT",

@@ -6,7 +6,7 @@ use shmbus::{Mode, Raw, SubscriberState, Topic};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{human_bytes, println_or_exit, Obj, Table};
+use crate::report::{human_bytes, out_line, Obj, Table};
 use crate::target::existing_bus;
 use crate::Ctx;
 
@@ -85,7 +85,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
             Ok(t) => t,
             Err(e) => {
                 match ctx.format {
-                    Format::Json => println_or_exit(
+                    Format::Json => out_line(
                         &Obj::new()
                             .str("topic", name)
                             .str("error", &e.to_string())
@@ -106,7 +106,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
         };
         let c = counts(&topic);
         match ctx.format {
-            Format::Json => println_or_exit(
+            Format::Json => out_line(
                 &Obj::new()
                     .str("topic", name)
                     .u64("capacity", topic.capacity())
@@ -139,10 +139,10 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
     }
     if ctx.format == Format::Table {
         if table.is_empty() {
-            println_or_exit(&format!("no topics on bus {:?}", ctx.bus));
+            out_line(&format!("no topics on bus {:?}", ctx.bus));
         } else {
             table.print();
-            println_or_exit("(producers and subscribers: alive/dead)");
+            out_line("(producers and subscribers: alive/dead)");
         }
     }
     Ok(())

@@ -13,7 +13,7 @@ use shmbus::store::{Fsync, Recorder, RecorderConfig, StoreError};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{println_or_exit, Obj};
+use crate::report::{out_line, Obj};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping};
 use crate::Ctx;
 
@@ -99,7 +99,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         .stop()
         .map_err(|e| CliError::new(format!("the recorder failed: {e}")))?;
     match ctx.format {
-        Format::Json => println_or_exit(
+        Format::Json => out_line(
             &Obj::new()
                 .str("topic", &args.topic)
                 .str("store", &args.store.display().to_string())
@@ -111,7 +111,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 .str("storage", stats.storage)
                 .finish(),
         ),
-        Format::Table => println_or_exit(&format!(
+        Format::Table => out_line(&format!(
             "recorded {} records ({} payload bytes) of {:?} in {} new segment(s); \
              persisted up to position {}; {} error(s); storage {}",
             stats.records,

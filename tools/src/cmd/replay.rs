@@ -16,7 +16,7 @@ use shmbus::SendError;
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{println_or_exit, Obj};
+use crate::report::{out_line, Obj};
 use crate::stored::{for_each_stored, stored_schema};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
 use crate::timefmt::parse_time;
@@ -132,7 +132,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         Ok(ControlFlow::Continue(()))
     })?;
     match ctx.format {
-        Format::Json => println_or_exit(
+        Format::Json => out_line(
             &Obj::new()
                 .str("from", &args.topic)
                 .str("to", &args.to)
@@ -143,7 +143,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 .bool("interrupted", interrupted)
                 .finish(),
         ),
-        Format::Table => println_or_exit(&format!(
+        Format::Table => out_line(&format!(
             "replayed {events} events ({bytes} payload bytes) from {:?} into {:?}{}",
             args.topic,
             args.to,

@@ -18,7 +18,7 @@ use shmbus::SubscriberState;
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{human_bytes, println_or_exit, Obj, Table};
+use crate::report::{human_bytes, out_line, Obj, Table};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping};
 use crate::timefmt::{format_time, parse_duration};
 use crate::Ctx;
@@ -269,7 +269,7 @@ fn print_sample(ctx: &Ctx, args: &Args, prev: &Sample, cur: &Sample, secs: f64) 
     }
     let now = shmbus::now_ns();
     match ctx.format {
-        Format::Json => println_or_exit(
+        Format::Json => out_line(
             &Obj::new()
                 .u64("time_ns", now)
                 .str("time", &format_time(now))
@@ -278,14 +278,14 @@ fn print_sample(ctx: &Ctx, args: &Args, prev: &Sample, cur: &Sample, secs: f64) 
                 .finish(),
         ),
         Format::Table => {
-            println_or_exit(&format!("{}  (rates over {secs:.2}s)", format_time(now)));
+            out_line(&format!("{}  (rates over {secs:.2}s)", format_time(now)));
             if cur.is_empty() {
-                println_or_exit("no topics");
+                out_line("no topics");
                 return;
             }
             topics.print();
             if !subs.is_empty() {
-                println_or_exit("");
+                out_line("");
                 subs.print();
             }
         }

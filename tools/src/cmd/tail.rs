@@ -22,7 +22,7 @@ use shmbus::{AttachError, Raw, RecvError, Start, Topic};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{base64, hex, println_or_exit, Obj};
+use crate::report::{base64, hex, out_line, Obj};
 use crate::stored::{for_each_stored, stored_schema};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
 use crate::timefmt::{format_time, parse_time};
@@ -174,6 +174,9 @@ struct Sink {
 
 impl Sink {
     fn push(&mut self, line: String) -> ControlFlow<()> {
+        if stopping() {
+            return ControlFlow::Break(());
+        }
         if let Some(q) = &mut self.last {
             if self.keep == 0 {
                 return ControlFlow::Continue(());
@@ -184,7 +187,7 @@ impl Sink {
             q.push_back(line);
             return ControlFlow::Continue(());
         }
-        println_or_exit(&line);
+        out_line(&line);
         self.printed += 1;
         if self.limit.is_some_and(|l| self.printed >= l) {
             ControlFlow::Break(())
@@ -197,7 +200,7 @@ impl Sink {
     fn flush(&mut self) {
         if let Some(q) = self.last.take() {
             for l in q {
-                println_or_exit(&l);
+                out_line(&l);
             }
         }
         self.limit = None;
@@ -381,7 +384,7 @@ fn tail_ring(
                     ev.bytes(),
                     false,
                 );
-                println_or_exit(&line);
+                out_line(&line);
             }
             Ok(None) => {}
             Err(RecvError::Lagged { missed_bytes, .. }) => {
@@ -453,7 +456,7 @@ fn tail_replay(
                 ev.bytes(),
                 ev.from_disk(),
             );
-            println_or_exit(&line);
+            out_line(&line);
         }
     }
     Ok(())

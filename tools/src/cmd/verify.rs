@@ -17,7 +17,7 @@ use shmbus::store::{recover_topic, verify_topic, SegmentReader, StoreError};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{println_or_exit, Obj, Table};
+use crate::report::{out_line, Obj, Table};
 use crate::stored::stored_schema;
 use crate::target::store_topics;
 use crate::Ctx;
@@ -185,7 +185,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     match ctx.format {
         Format::Json => {
             for p in &remaining {
-                println_or_exit(
+                out_line(
                     &Obj::new()
                         .str("topic", &p.topic)
                         .str("path", &p.path.display().to_string())
@@ -195,7 +195,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 );
             }
             for (t, s, r, p) in &summary {
-                println_or_exit(
+                out_line(
                     &Obj::new()
                         .str("topic", t)
                         .u64("segments", *s as u64)
@@ -209,10 +209,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         Format::Table => {
             for p in &remaining {
                 match p.offset {
-                    Some(o) => {
-                        println_or_exit(&format!("{}: offset {o}: {}", p.path.display(), p.what))
-                    }
-                    None => println_or_exit(&format!("{}: {}", p.path.display(), p.what)),
+                    Some(o) => out_line(&format!("{}: offset {o}: {}", p.path.display(), p.what)),
+                    None => out_line(&format!("{}: {}", p.path.display(), p.what)),
                 }
             }
             let mut t = Table::new(&["TOPIC", "SEGMENTS", "RECORDS", "STATUS"]);
@@ -268,13 +266,13 @@ fn repairs(r: &shmbus::store::RecoveryReport) -> Vec<(PathBuf, String)> {
 
 fn print_repair(ctx: &Ctx, topic: &str, path: &Path, what: &str) {
     match ctx.format {
-        Format::Json => println_or_exit(
+        Format::Json => out_line(
             &Obj::new()
                 .str("topic", topic)
                 .str("path", &path.display().to_string())
                 .str("repaired", what)
                 .finish(),
         ),
-        Format::Table => println_or_exit(&format!("repaired {}: {what}", path.display())),
+        Format::Table => out_line(&format!("repaired {}: {what}", path.display())),
     }
 }
