@@ -302,24 +302,25 @@ fn tail_prints_decoded_events_from_positions_times_and_raw_topics() {
         .len(),
         0
     );
-    let t5 = num(
-        &shmbus(
-            &b,
-            &[
-                "tail",
-                "trades",
-                "--from-position",
-                &pos[5].to_string(),
-                "-n",
-                "1",
-            ],
-        )
-        .ok()
-        .stdout,
-        "timestamp_ns",
-    );
+    // By time: the first record in log order whose timestamp is at or after it.
+    let all = shmbus(&b, &["tail", "trades", "-n", "20"]).ok();
+    let stamps: Vec<u64> = all.lines().iter().map(|l| num(l, "timestamp_ns")).collect();
+    let t5 = stamps[5];
+    let first = stamps.iter().position(|&t| t >= t5).unwrap();
     let by_time = shmbus(&b, &["tail", "trades", "--from-time", &t5.to_string()]).ok();
-    assert_eq!(num(by_time.lines()[0], "position"), pos[5]);
+    assert_eq!(num(by_time.lines()[0], "position"), pos[first]);
+    assert_eq!(by_time.lines().len(), 20 - first);
+    let rfc = shmbus(
+        &b,
+        &[
+            "tail",
+            "trades",
+            "--from-time",
+            field(all.lines()[5], "time").unwrap(),
+        ],
+    )
+    .ok();
+    assert_eq!(rfc.lines().len(), 20 - first);
 
     let table = shmbus(&b, &["tail", "trades", "-n", "1", "--format", "table"]).ok();
     assert!(
