@@ -355,6 +355,32 @@ fn tail_prints_decoded_events_from_positions_times_and_raw_topics() {
     .fails(2, "no such day");
 }
 
+#[test]
+fn tail_turns_a_dead_producers_claim_into_a_gap_and_goes_on() {
+    let bus = TempDir::new("gap");
+    let b = bus.arg();
+    publish_trades(&bus.path, "trades", 0, 2);
+    // A producer killed between claim and commit (the library's fault point).
+    let mut dying = spawn_role(
+        "publish",
+        &bus.path,
+        &[
+            ("T_FIRST", "50".into()),
+            ("T_COUNT", "1".into()),
+            ("SHMBUS_FAULT", "after_claim".into()),
+        ],
+    );
+    assert!(!wait_limit(&mut dying, LIMIT).success());
+    publish_trades(&bus.path, "trades", 60, 2);
+    let r = shmbus(&b, &["tail", "trades", "-n", "10"]).ok();
+    let qty: Vec<u64> = r.lines().iter().map(|l| num(l, "qty")).collect();
+    assert_eq!(qty, vec![0, 1, 60, 61], "{r:?}");
+    assert!(r.stderr.contains("skipped 1 gap record(s)"), "{r:?}");
+    assert_no_panic(&r.stderr);
+    let info = shmbus(&b, &["info", "trades"]).ok();
+    assert_eq!(num(&info.stdout, "gaps"), 1, "{info:?}");
+}
+
 /// Reads a child's stdout lines on a thread.
 fn line_reader(child: &mut std::process::Child) -> mpsc::Receiver<String> {
     let out = child.stdout.take().unwrap();

@@ -340,9 +340,13 @@ fn tail_ring(
         .map_err(|e| attach_error(&name, e))?;
     let end_at = topic.tail();
     let mut time_reached = min_time.is_none();
-    // What is in the ring now.
+    let mut seen_gaps = (0, 0);
+    let settle = claim_settle_time(topic);
+    // What is in the ring now. Everything before `end_at` is claimed, so waiting for it
+    // is bounded: a live producer commits at once, a dead one's claim becomes a gap
+    // after the topic's unblock timeout.
     while sub.position() < end_at && !sink.done() {
-        match sub.try_recv_bytes() {
+        match sub.recv_bytes_timeout(settle) {
             Ok(Some(ev)) => {
                 if !time_reached && ev.timestamp() < min_time.unwrap_or(0) {
                     continue;
@@ -365,6 +369,7 @@ fn tail_ring(
             }
             Err(e) => return Err(recv_error(&name, e)),
         }
+        note_gaps(&sub, &mut seen_gaps);
     }
     sink.flush();
     if !args.follow || sink.done() {
@@ -392,8 +397,29 @@ fn tail_ring(
             }
             Err(e) => return Err(recv_error(&name, e)),
         }
+        note_gaps(&sub, &mut seen_gaps);
     }
     Ok(())
+}
+
+/// How long to wait for a record already claimed before the snapshot of the tail: the
+/// unblock timeout (after which a dead producer's claim turns into a gap) and a margin.
+fn claim_settle_time(topic: &Topic<Raw>) -> Duration {
+    Duration::from_nanos(topic.meta().unblock_timeout_ns.saturating_mul(2)) + Duration::from_secs(1)
+}
+
+/// Says on stderr when the subscriber skipped gap records since the last call.
+fn note_gaps(sub: &shmbus::Subscriber<Raw>, seen: &mut (u64, u64)) {
+    let now = sub.gaps();
+    if now != *seen {
+        eprintln!(
+            "shmbus: skipped {} gap record(s) covering {} bytes (claims of producers that \
+             died before committing)",
+            now.0 - seen.0,
+            now.1 - seen.1
+        );
+        *seen = now;
+    }
 }
 
 fn tail_replay(
@@ -422,9 +448,10 @@ fn tail_replay(
     })?;
     let end_at = topic.tail();
     let store_err = |e: shmbus::store::StoreError| CliError::new(format!("reading {name:?}: {e}"));
-    // What is stored and in the ring now.
+    let settle = claim_settle_time(topic);
+    // What is stored and in the ring now (see `tail_ring` on waiting).
     while replay.position() < end_at && !sink.done() {
-        match replay.next_timeout(Duration::ZERO).map_err(store_err)? {
+        match replay.next_timeout(settle).map_err(store_err)? {
             Some(ev) => {
                 let line = pr.render(
                     ev.position(),
