@@ -96,6 +96,9 @@ pub struct RingUse {
     pub named: Vec<(String, u64)>,
     /// Other processes mapping the file.
     pub mapped_by: Vec<u32>,
+    /// The topic's tail: records up to here were published (the ring keeps the last
+    /// capacity's worth).
+    pub tail: u64,
 }
 
 impl RingUse {
@@ -117,6 +120,7 @@ pub fn ring_use(bus: &Bus, name: &str) -> Result<RingUse, shmbus::OpenError> {
         dead_subscribers: 0,
         named: Vec::new(),
         mapped_by: Vec::new(),
+        tail: topic.tail(),
     };
     for p in topic.producers() {
         if p.alive {
@@ -162,8 +166,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 path: bus.ring_path(name),
                 topic: Some(name.clone()),
                 reason: format!(
-                    "no live participant ({} dead producer slot(s), {} dead subscriber slot(s))",
-                    u.dead_producers, u.dead_subscribers
+                    "no live participant ({} dead producer slot(s), {} dead subscriber \
+                     slot(s)); published up to position {}",
+                    u.dead_producers, u.dead_subscribers, u.tail
                 ),
                 named: u.named,
             }),
