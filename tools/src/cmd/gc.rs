@@ -272,3 +272,27 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_ring_names() {
+        assert_eq!(
+            temp_file_pid(".ticks.ring.4242.1795813200000000000"),
+            Some(4242)
+        );
+        assert_eq!(temp_file_pid(".a.b.ring.7.1"), Some(7));
+        assert_eq!(temp_file_pid("ticks.ring"), None);
+        assert_eq!(temp_file_pid(".ticks.ring"), None);
+        assert_eq!(temp_file_pid(".ticks.idx.1.2"), None);
+        assert_eq!(temp_file_pid(".ticks.ring.x.2"), None);
+    }
+
+    #[test]
+    fn own_process_exists() {
+        assert!(pid_exists(std::process::id()));
+        assert!(!pid_exists(0));
+    }
+}

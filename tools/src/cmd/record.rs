@@ -125,3 +125,23 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fsync_policies() {
+        assert_eq!(parse_fsync("never"), Ok(Fsync::Never));
+        assert_eq!(parse_fsync("batch"), Ok(Fsync::EveryBatch));
+        assert_eq!(
+            parse_fsync("250"),
+            Ok(Fsync::Interval(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            parse_fsync("10ms"),
+            Ok(Fsync::Interval(Duration::from_millis(10)))
+        );
+        assert!(parse_fsync("0").is_err() && parse_fsync("often").is_err());
+    }
+}
