@@ -704,7 +704,39 @@ pub struct TopicStats {
     pub evictions: u64,
 }
 
+/// The ring header's shared words other than the tail and the counters: a racy
+/// snapshot for tools (`shmbus info`), never a basis for synchronisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HeaderWords {
+    /// Limit cache: the claim end producers may reach before rescanning subscribers.
+    pub limit: u64,
+    /// Consumer generation: bumped whenever a subscriber joins.
+    pub consumer_generation: u64,
+    /// Futex sequence word that sleeping subscribers wait on.
+    pub futex_seq: u32,
+    /// Subscribers announced as sleeping on the futex.
+    pub sleepers: u32,
+    /// Pid of the subscriber turning a dead producer's claim into a gap (0 when free).
+    pub unblock_holder: u32,
+    /// Producer slots taken over from dead processes.
+    pub reaped_producers: u64,
+}
+
 impl<E: Payload> Topic<E> {
+    /// A snapshot of the header's shared words (see [`HeaderWords`]).
+    pub fn header_words(&self) -> HeaderWords {
+        use crate::ring::Memory;
+        let m = &self.inner.ring.mem;
+        HeaderWords {
+            limit: m.word(OFF_LIMIT).load(Ordering::Relaxed),
+            consumer_generation: m.word(OFF_GEN).load(Ordering::Relaxed),
+            futex_seq: m.word32(OFF_FUTEX_SEQ).load(Ordering::Relaxed),
+            sleepers: m.word32(OFF_FUTEX_WAITERS).load(Ordering::Relaxed),
+            unblock_holder: owner_pid(m.word(OFF_UNBLOCK_LOCK).load(Ordering::Relaxed)),
+            reaped_producers: m.word(OFF_REAPED).load(Ordering::Relaxed),
+        }
+    }
+
     /// The topic name.
     pub fn name(&self) -> &str {
         &self.inner.name

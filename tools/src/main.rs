@@ -7,6 +7,10 @@
 mod cmd;
 mod error;
 mod output;
+mod report;
+mod stored;
+mod target;
+mod timefmt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

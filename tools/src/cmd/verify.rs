@@ -1,13 +1,278 @@
-//! `shmbus verify`.
+//! `shmbus verify <store> [--topic T] [--repair]`: checks every segment and index of a
+//! store (headers, every record's checksum, footers, data checksums, indexes) and
+//! reports each problem with its file and byte offset. Exit 1 when problems remain.
+//!
+//! An unsealed last segment is normal while a recorder is writing it (its lock is
+//! held); otherwise it is what a crash leaves, and `--repair` seals it at its longest
+//! valid prefix, truncating a torn tail. `--repair` also rebuilds missing or damaged
+//! indexes and removes a leftover preallocated segment. It never runs while a recorder
+//! holds the topic, and it cannot repair a damaged segment that later segments follow
+//! (that would throw records away): such a problem stays reported.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use shmbus::store::{recover_topic, verify_topic, SegmentReader, StoreError};
 
 use crate::error::CliError;
+use crate::output::Format;
+use crate::report::{out_line, Obj, Table};
+use crate::stored::stored_schema;
+use crate::target::store_topics;
 use crate::Ctx;
 
 /// Arguments of `shmbus verify`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The store directory (holding one directory per topic).
+    pub store: PathBuf,
+    /// Check only this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Truncate torn tails, seal unsealed segments, rebuild indexes.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+/// One problem found.
+struct Problem {
+    topic: String,
+    path: PathBuf,
+    offset: Option<u64>,
+    what: String,
+}
+
+/// The recorder's lock on a topic directory, held while repairing.
+struct DirLock {
+    _file: File,
+}
+
+/// Takes the recorder lock of a topic directory: `None` when a recorder holds it.
+fn try_lock(dir: &Path) -> Result<Option<DirLock>, CliError> {
+    let path = dir.join(".lock");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
+    // SAFETY: flock on a descriptor we own; the lock goes away when it is closed.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(Some(DirLock { _file: file }));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
+    } else {
+        Err(CliError::new(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        )))
+    }
+}
+
+fn problem_of(topic: &str, e: StoreError) -> Problem {
+    match e {
+        StoreError::Corrupt { path, offset, what } => Problem {
+            topic: topic.into(),
+            path,
+            offset: Some(offset),
+            what,
+        },
+        StoreError::Io { path, op, source } => Problem {
+            topic: topic.into(),
+            path,
+            offset: None,
+            what: format!("{op}: {source}"),
+        },
+        e => Problem {
+            topic: topic.into(),
+            path: PathBuf::new(),
+            offset: None,
+            what: e.to_string(),
+        },
+    }
+}
+
+/// Checks one topic directory; `recording` says a recorder holds it.
+fn check(topic: &str, dir: &Path, recording: bool) -> Result<(Vec<Problem>, u64, usize), CliError> {
+    let mut problems = Vec::new();
+    let checks = verify_topic(dir).map_err(|e| CliError::new(e.to_string()))?;
+    let n = checks.len();
+    let mut records = 0;
+    for (i, c) in checks.into_iter().enumerate() {
+        records += c.records;
+        let last = i + 1 == n;
+        if c.index_damaged {
+            problems.push(Problem {
+                topic: topic.into(),
+                path: c.path.with_extension("idx"),
+                offset: None,
+                what: "index missing or damaged".into(),
+            });
+        }
+        if let Some(e) = c.error {
+            problems.push(problem_of(topic, e));
+            continue;
+        }
+        let expected_unsealed = last && recording;
+        if !c.sealed && !expected_unsealed {
+            let end = SegmentReader::open(&c.path)
+                .map(|r| r.summary().data_end)
+                .ok();
+            problems.push(Problem {
+                topic: topic.into(),
+                path: c.path.clone(),
+                offset: end,
+                what: "unsealed: valid records end here (torn tail, or a recorder that did \
+                       not stop cleanly)"
+                    .into(),
+            });
+        }
+    }
+    let prep = dir.join(".next.prep");
+    if !recording && prep.exists() {
+        problems.push(Problem {
+            topic: topic.into(),
+            path: prep,
+            offset: None,
+            what: "leftover preallocated segment".into(),
+        });
+    }
+    Ok((problems, records, n))
+}
 
 /// Runs `shmbus verify`.
-pub fn run(_ctx: &Ctx, _args: Args) -> Result<(), CliError> {
-    Err(CliError::new("`verify` is not available in this build yet"))
+pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
+    let topics = store_topics(&args.store, args.topic.as_deref())?;
+    let mut remaining = Vec::new();
+    let mut summary = Vec::new();
+    for (topic, dir) in &topics {
+        let lock = try_lock(dir)?;
+        let recording = lock.is_none();
+        let (mut problems, mut records, mut segments) = check(topic, dir, recording)?;
+        if args.repair && !problems.is_empty() {
+            if recording {
+                eprintln!(
+                    "shmbus: not repairing {topic:?}: a recorder is writing to {}",
+                    dir.display()
+                );
+            } else {
+                let schema = stored_schema(dir)
+                    .ok()
+                    .and_then(|(s, _)| s)
+                    .map(|s| s.encode())
+                    .or_else(|| live_schema(ctx, topic))
+                    .unwrap_or_default();
+                match recover_topic(dir, &schema, true) {
+                    Ok(report) => {
+                        for (path, what) in repairs(&report) {
+                            print_repair(ctx, topic, &path, &what);
+                        }
+                    }
+                    Err(e) => eprintln!("shmbus: cannot repair {topic:?}: {e}"),
+                }
+                (problems, records, segments) = check(topic, dir, false)?;
+            }
+        }
+        drop(lock);
+        summary.push((topic.clone(), segments, records, problems.len()));
+        remaining.extend(problems);
+    }
+    match ctx.format {
+        Format::Json => {
+            for p in &remaining {
+                out_line(
+                    &Obj::new()
+                        .str("topic", &p.topic)
+                        .str("path", &p.path.display().to_string())
+                        .opt_u64("offset", p.offset)
+                        .str("problem", &p.what)
+                        .finish(),
+                );
+            }
+            for (t, s, r, p) in &summary {
+                out_line(
+                    &Obj::new()
+                        .str("topic", t)
+                        .u64("segments", *s as u64)
+                        .u64("records", *r)
+                        .u64("problems", *p as u64)
+                        .bool("ok", *p == 0)
+                        .finish(),
+                );
+            }
+        }
+        Format::Table => {
+            for p in &remaining {
+                match p.offset {
+                    Some(o) => out_line(&format!("{}: offset {o}: {}", p.path.display(), p.what)),
+                    None => out_line(&format!("{}: {}", p.path.display(), p.what)),
+                }
+            }
+            let mut t = Table::new(&["TOPIC", "SEGMENTS", "RECORDS", "STATUS"]);
+            for (topic, s, r, p) in &summary {
+                t.row(vec![
+                    topic.clone(),
+                    s.to_string(),
+                    r.to_string(),
+                    if *p == 0 {
+                        "ok".into()
+                    } else {
+                        format!("{p} problem(s)")
+                    },
+                ]);
+            }
+            t.print();
+        }
+    }
+    if remaining.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::new(format!(
+            "{} problem(s) in {}{}",
+            remaining.len(),
+            args.store.display(),
+            if args.repair { "" } else { " (try --repair)" }
+        )))
+    }
+}
+
+fn live_schema(ctx: &Ctx, topic: &str) -> Option<Vec<u8>> {
+    let bus = crate::target::existing_bus(ctx).ok()?;
+    let t = bus.topic(topic).open().ok()?;
+    t.schema().map(|s| s.encode())
+}
+
+fn repairs(r: &shmbus::store::RecoveryReport) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for (p, off, why) in &r.truncated {
+        out.push((p.clone(), format!("truncated at offset {off} ({why})")));
+    }
+    for p in &r.sealed {
+        out.push((p.clone(), "sealed".into()));
+    }
+    for p in &r.index_rebuilt {
+        out.push((p.clone(), "index rebuilt".into()));
+    }
+    for p in &r.removed {
+        out.push((p.clone(), "removed".into()));
+    }
+    out
+}
+
+fn print_repair(ctx: &Ctx, topic: &str, path: &Path, what: &str) {
+    match ctx.format {
+        Format::Json => out_line(
+            &Obj::new()
+                .str("topic", topic)
+                .str("path", &path.display().to_string())
+                .str("repaired", what)
+                .finish(),
+        ),
+        Format::Table => out_line(&format!("repaired {}: {what}", path.display())),
+    }
 }
