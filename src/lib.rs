@@ -56,6 +56,7 @@
 extern crate self as shmbus;
 
 pub mod bus;
+mod clock;
 pub mod error;
 pub mod event;
 mod fault;

@@ -7,6 +7,7 @@ use rkyv::ser::allocator::Arena;
 use rkyv::util::AlignedVec;
 
 use crate::bus::{OsLiveness, Payload, Topic};
+use crate::clock::RecordClock;
 use crate::error::{AttachError, SendError};
 use crate::event::{Event, RkyvError};
 use crate::fault::{self, Point};
@@ -38,6 +39,7 @@ pub struct Publisher<E = crate::Raw> {
     cur: ProducerCursor,
     scratch: AlignedVec,
     arena: Arena,
+    clock: RecordClock,
     wait: Wait,
     live: OsLiveness,
 }
@@ -58,6 +60,7 @@ impl<E: Payload> Topic<E> {
             cur: ProducerCursor::new(slot),
             scratch: AlignedVec::new(),
             arena: Arena::new(),
+            clock: RecordClock::new(),
             wait: Wait::Block,
             live: OsLiveness,
         })
@@ -192,7 +195,7 @@ impl<E: Payload> Publisher<E> {
         let off = ring.data_off(claim.pos) + RECORD_HEADER;
         // SAFETY: the claim owns these bytes until commit; producers map data read-write.
         unsafe { ring.mem.data_slice_mut(off, payload.len()) }.copy_from_slice(payload);
-        ring.write_header(claim.pos, claim.len, type_id, crate::os::now_ns());
+        ring.write_header(claim.pos, claim.len, type_id, self.clock.now());
         fault::hit(Point::BeforeCommit);
         ring.commit(&mut self.cur, claim);
         Ok(claim.pos)
@@ -313,13 +316,9 @@ impl<E: Payload> Grant<'_, E> {
 
     /// Publish the record. Returns its position.
     pub fn commit(mut self) -> u64 {
+        let ts = self.publisher.clock.now();
         let ring = &self.publisher.ring;
-        ring.write_header(
-            self.claim.pos,
-            self.claim.len,
-            self.type_id,
-            crate::os::now_ns(),
-        );
+        ring.write_header(self.claim.pos, self.claim.len, self.type_id, ts);
         fault::hit(Point::BeforeCommit);
         ring.commit(&mut self.publisher.cur, self.claim);
         self.done = true;
