@@ -17,7 +17,8 @@ use shmbus::{Bus, SubscriberState};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{out_line, Obj, Table};
+use crate::progress::Progress;
+use crate::report::{note, out_line, Obj, Table};
 use crate::target::existing_bus;
 use crate::Ctx;
 
@@ -160,7 +161,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("cannot list bus {:?}: {e}", ctx.bus)))?;
     let mut candidates = Vec::new();
     let mut kept = 0;
+    let mut progress = Progress::new(format!("gc {}", bus.dir().display()), "rings");
+    progress.set_total(names.len() as u64);
     for name in &names {
+        progress.add(1);
         match ring_use(&bus, name) {
             Ok(u) if u.unused() => candidates.push(Candidate {
                 path: bus.ring_path(name),
@@ -175,10 +179,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
             Ok(_) => kept += 1,
             Err(e) => {
                 kept += 1;
-                eprintln!("shmbus: skipping {name:?}: {e} (see `shmbus doctor`)");
+                note(&format!("skipping {name:?}: {e} (see `shmbus doctor`)"));
             }
         }
     }
+    progress.finish();
     let rd = std::fs::read_dir(bus.dir())
         .map_err(|e| CliError::new(format!("cannot read {}: {e}", bus.dir().display())))?;
     let mut temps: Vec<_> = rd
