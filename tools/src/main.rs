@@ -12,6 +12,7 @@ mod report;
 mod stored;
 mod target;
 mod timefmt;
+mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -4,13 +4,14 @@
 //! Drawn only when stderr is a terminal, only once a scan has run for a second
 //! ([`FIRST_DRAW`]), at most ten times a second ([`REDRAW`]), refreshed in place with
 //! `\r` and erased when the scan ends (or its [`Progress`] is dropped, on an error
-//! too). Lines printed to stdout or stderr in between first erase it
-//! ([`clear_line`], called by `report::out_line` and `report::note`), so output never
-//! mixes with it; the next update draws it again below them. Off a terminal every
+//! too). Lines printed to the terminal in between first erase it ([`before_stdout`]
+//! and [`clear_line`], called by `report::out_line` and `report::note`), so output
+//! never mixes with it; the next update draws it again below them. Off a terminal every
 //! method returns at once without reading the clock.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How long a scan runs before its progress line appears.
@@ -20,6 +21,15 @@ pub const REDRAW: Duration = Duration::from_millis(100);
 
 /// Whether a progress line is on the terminal now (at most one at a time).
 static DRAWN: AtomicBool = AtomicBool::new(false);
+
+/// Makes room for a line on stdout: erases the progress line if one is drawn and
+/// stdout is the same terminal (output going to a file or pipe leaves it alone).
+pub fn before_stdout() {
+    static STDOUT_TTY: OnceLock<bool> = OnceLock::new();
+    if DRAWN.load(Ordering::SeqCst) && *STDOUT_TTY.get_or_init(|| std::io::stdout().is_terminal()) {
+        clear_line();
+    }
+}
 
 /// Erases the progress line if one is drawn, so a line of output can take its place.
 pub fn clear_line() {

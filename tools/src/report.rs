@@ -127,7 +127,7 @@ pub fn out_line(line: &str) {
     if crate::target::stdout_closed() {
         return;
     }
-    crate::progress::clear_line();
+    crate::progress::before_stdout();
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
         crate::target::close_stdout();

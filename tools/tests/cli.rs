@@ -213,6 +213,10 @@ fn ls_info_stat_show_topics_participants_and_schema() {
     assert!(l[0].contains("\"topic\":\"trades\"") && l[0].contains("\"events_per_s\":"));
     assert!(l[0].contains("\"producers_alive\":1"), "{stat:?}");
     assert!(l[0].contains("\"name\":\"audit\""), "{stat:?}");
+    // The detached named subscriber has no process, and holds producers back.
+    assert!(l[0].contains("\"name\":\"audit\",\"pid\":null"), "{stat:?}");
+    let t = &l[0][l[0].find("\"topic\":\"trades\"").unwrap()..];
+    assert_eq!(num(t, "max_lag"), num(t, "tail") - positions[5], "{stat:?}");
     let watch = shmbus(
         &b,
         &[
@@ -815,7 +819,7 @@ fn store_spanning_segments_is_verified_and_tailed_across_rollovers() {
     let s = store.arg();
     run_role("create", &bus.path, &[]);
     // Recording while publishing: back-pressure keeps it lossless across ring laps.
-    let rec = start_recorder(&bus, &store, &["--segment-mib", "1"]);
+    let rec = start_recorder(&bus, &store, &["--segment-size", "1MiB"]);
     let n = 40_000u64;
     let pos = publish_trades(&bus.path, "trades", 0, n);
     let topic = bus.bus().topic("trades").open().unwrap();
@@ -902,7 +906,7 @@ fn verify_reports_damage_with_path_and_offset_and_repairs_torn_tails() {
     publish_trades(&bus.path, "trades", 0, 30);
 
     // A recorder killed outright leaves an unsealed segment behind.
-    let mut rec = start_recorder(&bus, &store, &["--segment-mib", "1"]);
+    let mut rec = start_recorder(&bus, &store, &["--segment-size", "1MiB"]);
     rec.kill().unwrap();
     rec.wait().unwrap();
     let seg = seg_files(&store, "seg").remove(0);
@@ -1052,7 +1056,7 @@ fn gc_lists_dead_rings_and_removes_them_only_when_asked() {
     assert!(!gc.stdout.contains("inuse"));
     let table = shmbus(&b, &["gc", "--format", "table"]).ok();
     assert!(
-        table.stdout.contains("named subscriber \"keeper\""),
+        table.stdout.contains("\"keeper\" at ") && table.stdout.contains("NAMED STATE LOST"),
         "{table:?}"
     );
     assert!(bus.path.join("abandoned.ring").exists() && temp.exists());
@@ -1173,6 +1177,18 @@ fn bad_input_is_one_line_and_a_nonzero_exit() {
         "an inspecting command created a bus"
     );
     shmbus(&b, &["tail", "trades", "--store", "/nonexistent"]).fails(1, "store /nonexistent");
+    shmbus(&b, &["verify", "/nonexistent"]).fails(1, "store /nonexistent does not exist");
+    // A bus named (not a path) that does not exist: the error lists the buses there.
+    let root = TempDir::new("roots");
+    std::fs::create_dir(root.path.join("alpha")).unwrap();
+    let r = finish(
+        shmbus_cmd("beta", &["ls"])
+            .env("SHMBUS_DIR", &root.path)
+            .spawn()
+            .unwrap(),
+        LIMIT,
+    );
+    r.fails(1, "buses there: alpha");
     let r = shmbus(&b, &["stat", "--interval", "soon"]);
     assert_eq!(r.code, 2);
     assert_no_panic(&r.stderr);

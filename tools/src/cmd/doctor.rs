@@ -213,8 +213,13 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
                     s.pid, s.position, s.lag
                 )),
                 SubscriberState::Evicted => Some(format!(
-                    "{who} was evicted at position {} (pid {})",
-                    s.position, s.pid
+                    "{who} was evicted at position {}{}",
+                    s.position,
+                    if s.pid == 0 {
+                        String::new()
+                    } else {
+                        format!(" (pid {})", s.pid)
+                    }
                 )),
                 _ => None,
             };

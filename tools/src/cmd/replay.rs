@@ -25,6 +25,7 @@ use crate::report::{human_bytes, out_line, Obj};
 use crate::stored::{for_each_stored, stored_end, stored_schema};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
 use crate::timefmt::parse_time;
+use crate::units::parse_size;
 use crate::Ctx;
 
 /// Arguments of `shmbus replay`.
@@ -55,26 +56,6 @@ pub struct Args {
     /// Start at this stored position.
     #[arg(long)]
     pub from_position: Option<u64>,
-}
-
-/// `65536`, `64KiB`, `16MiB`, `1GiB` (also `K`, `M`, `G`, `KB`...: powers of 1024).
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(digits);
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        "t" | "tb" | "tib" => 40,
-        _ => u32::MAX,
-    };
-    n.parse::<u64>()
-        .ok()
-        .filter(|_| shift != u32::MAX)
-        .and_then(|n| n.checked_mul(1u64.checked_shl(shift)?))
-        .ok_or_else(|| format!("{s:?} is not a size (e.g. 65536, 64KiB, 16MiB)"))
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -257,28 +238,4 @@ fn create_or_open(
         e => CliError::new(format!("cannot create topic {:?}: {e}", args.to)),
     })?;
     Ok((topic, true))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("65536"), Ok(65536));
-        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
-        assert_eq!(parse_size("16M"), Ok(16 << 20));
-        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("2tb"), Ok(2 << 40));
-        for bad in [
-            "",
-            "MiB",
-            "12 parsecs",
-            "-1",
-            "99999999999999999999",
-            "20000000T",
-        ] {
-            assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
-        }
-    }
 }
