@@ -24,16 +24,17 @@ pub struct Args {
     /// The topic to record.
     pub topic: String,
     /// The store directory (the topic's segments go to DIR/<topic>/).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub store: PathBuf,
-    /// When to sync to disk: never, batch (every write), or every <ms> milliseconds.
-    #[arg(long, default_value = "1000", value_parser = parse_fsync)]
+    /// When to sync to disk: never, batch (after every write), or at an interval in
+    /// milliseconds (250 or 250ms).
+    #[arg(long, value_name = "POLICY", default_value = "1000ms", value_parser = parse_fsync)]
     pub fsync: Fsync,
     /// Name of the recorder's durable subscriber.
     #[arg(long, default_value = "shmbus-recorder")]
     pub name: String,
     /// Size of each segment file, e.g. 64MiB or 1GiB.
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub segment_size: u64,
     /// Continue when records between the store's end and the ring were lost.
     #[arg(long)]

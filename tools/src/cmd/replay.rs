@@ -34,27 +34,32 @@ pub struct Args {
     /// The topic in the store to read.
     pub topic: String,
     /// The store directory.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub store: PathBuf,
     /// The live topic to publish into.
-    #[arg(long)]
+    #[arg(long, value_name = "TOPIC")]
     pub to: String,
     /// Create the destination topic if it does not exist, with the stored event type.
     #[arg(long)]
     pub create: bool,
     /// Ring capacity of a topic created with --create: a power of two from 4KiB to
     /// 1TiB (the largest event it takes is a quarter of it), e.g. 64MiB.
-    #[arg(long, requires = "create", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", requires = "create", value_parser = parse_size)]
     pub capacity: Option<u64>,
     /// Speed factor over the recorded pace; 0 or `max` for as fast as possible.
-    #[arg(long, default_value = "1", value_parser = parse_speed)]
+    #[arg(long, value_name = "FACTOR", default_value = "1", value_parser = parse_speed)]
     pub speed: f64,
     /// Start at the first stored event at or after this time (RFC 3339 UTC, unix ns,
     /// or relative like -5m).
-    #[arg(long, conflicts_with = "from_position", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "from_position",
+        allow_hyphen_values = true
+    )]
     pub from_time: Option<String>,
     /// Start at this stored position.
-    #[arg(long)]
+    #[arg(long, value_name = "POSITION")]
     pub from_position: Option<u64>,
 }
 

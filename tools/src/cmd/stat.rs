@@ -37,13 +37,13 @@ pub struct Args {
     #[arg(long, short)]
     pub watch: bool,
     /// Time between the two samples a rate is computed from (e.g. 1s, 250ms).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
     /// With --watch: stop after this many samples.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// Name of the recorder's durable subscriber.
-    #[arg(long, default_value = "shmbus-recorder")]
+    #[arg(long, value_name = "NAME", default_value = "shmbus-recorder")]
     pub recorder: String,
 }
 

@@ -52,16 +52,21 @@ pub struct Args {
     pub follow: bool,
     /// Start at the first event (in log order) at or after this time: RFC 3339 UTC
     /// (2026-11-27T21:00:00Z), unix ns, or relative (-5m).
-    #[arg(long, conflicts_with = "from_position", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "from_position",
+        allow_hyphen_values = true
+    )]
     pub from_time: Option<String>,
     /// Start at this record position.
-    #[arg(long)]
+    #[arg(long, value_name = "POSITION")]
     pub from_position: Option<u64>,
     /// Read the store's segments first, then cross into the live ring.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
     /// How to print raw payloads.
-    #[arg(long, value_enum, default_value = "hex")]
+    #[arg(long, value_name = "ENCODING", value_enum, default_value = "hex")]
     pub raw_encoding: Encoding,
 }
 

@@ -29,7 +29,7 @@ pub struct Args {
     /// The store directory (holding one directory per topic).
     pub store: PathBuf,
     /// Check only this topic.
-    #[arg(long)]
+    #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
     /// Truncate torn tails, seal unsealed segments, rebuild indexes.
     #[arg(long)]
