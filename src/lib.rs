@@ -60,6 +60,7 @@ pub mod error;
 pub mod event;
 mod fault;
 pub mod json;
+pub mod query;
 pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
