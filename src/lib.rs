@@ -60,13 +60,13 @@ pub mod error;
 pub mod event;
 mod fault;
 pub mod json;
-pub mod query;
 pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod mapping;
 mod os;
 mod publisher;
+pub mod query;
 #[doc(hidden)]
 pub mod ring;
 pub mod schema;
