@@ -165,8 +165,8 @@ impl Plan {
     /// [`QueryError::Invalid`] (bad aggregate, `--select` with aggregates, ...).
     pub fn new(spec: &QuerySpec, schema: Option<&Schema>, now_ns: u64) -> Result<Plan, QueryError> {
         let r = Resolver { schema };
-        let filter = match spec.filter.as_deref().map(str::trim) {
-            Some(f) if !f.is_empty() => {
+        let filter = match spec.filter.as_deref() {
+            Some(f) if !f.trim().is_empty() => {
                 let e = parse_expr(f).map_err(QueryError::Parse)?;
                 Some(Filter::compile(&e, schema, now_ns)?)
             }
