@@ -327,6 +327,8 @@ impl Plan {
             rows: 0,
             cells: Vec::with_capacity(self.columns.len()),
             inputs: Vec::new(),
+            last_key: Vec::new(),
+            last_group: usize::MAX,
         }
     }
 
@@ -515,6 +517,9 @@ pub(crate) struct Exec {
     rows: u64,
     cells: Vec<Cell>,
     inputs: Vec<Option<Num>>,
+    /// The key and group of the previous record.
+    last_key: Vec<u8>,
+    last_group: usize,
 }
 
 impl Exec {
@@ -548,6 +553,21 @@ impl Exec {
                 group,
                 window,
             } => {
+                if group.is_none() && window.is_none() && aggs.iter().all(|a| a.input.is_none()) {
+                    // Plain counts: one group, nothing to read.
+                    if self.groups.is_empty() {
+                        self.groups.push(Group {
+                            window: 0,
+                            key: Cell::Null,
+                            sort: SortKey::Null,
+                            aggs: vec![AggState::new(); aggs.len()],
+                        });
+                    }
+                    for s in &mut self.groups[0].aggs {
+                        s.n += 1;
+                    }
+                    return Flow::Continue;
+                }
                 let w = window.map_or(0, |w| r.timestamp - r.timestamp % w);
                 self.scratch.clear();
                 self.scratch.extend_from_slice(&w.to_le_bytes());
@@ -572,8 +592,11 @@ impl Exec {
                     };
                     self.inputs.push(v);
                 }
-                let gi = match self.index.get(&self.scratch[..]) {
-                    Some(&i) => i,
+                // Consecutive records usually fall in the same group (one group without
+                // --group-by, and windows follow time): skip the hash lookup then.
+                let cached = (self.last_key == self.scratch).then_some(self.last_group);
+                let gi = match cached.or_else(|| self.index.get(&self.scratch[..]).copied()) {
+                    Some(i) => i,
                     None => {
                         let (key, sort) = match group {
                             Some(g) => key_cell(g, r, plan),
@@ -592,6 +615,11 @@ impl Exec {
                         self.groups.len() - 1
                     }
                 };
+                if gi != self.last_group || self.last_key != self.scratch {
+                    self.last_group = gi;
+                    self.last_key.clear();
+                    self.last_key.extend_from_slice(&self.scratch);
+                }
                 let g = &mut self.groups[gi];
                 for (i, a) in aggs.iter().enumerate() {
                     match (&a.input, self.inputs[i]) {
