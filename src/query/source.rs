@@ -412,6 +412,12 @@ fn scan_sealed(
     let start_off = off;
     let mut flow = Flow::Continue;
     while off < end {
+        if stats.records_scanned >= next_progress {
+            stats.bytes_scanned += off - start_off;
+            progress(stats);
+            stats.bytes_scanned -= off - start_off;
+            next_progress = stats.records_scanned + PROGRESS_EVERY;
+        }
         let at = off as usize;
         let Some(h) = data.get(at..at + RECORD_HEADER) else {
             return Err(corrupt(path, off, "truncated record header"));
@@ -479,12 +485,6 @@ fn scan_sealed(
             flow = Flow::Stop;
             break;
         }
-        if stats.records_scanned >= next_progress {
-            stats.bytes_scanned += off - start_off;
-            progress(stats);
-            stats.bytes_scanned -= off - start_off;
-            next_progress = stats.records_scanned + PROGRESS_EVERY;
-        }
     }
     stats.bytes_scanned += off - start_off;
     Ok(flow)
@@ -510,6 +510,9 @@ fn scan_reader(
         min_pos = r.next_position;
         stats.records_scanned += 1;
         stats.payloads_verified += 1;
+        if stats.records_scanned % PROGRESS_EVERY == 0 {
+            progress(stats);
+        }
         let rec = Rec {
             position: r.position,
             timestamp: r.timestamp,
@@ -531,9 +534,6 @@ fn scan_reader(
         if exec.accept(plan, &rec, stats, sink) == Flow::Stop {
             flow = Flow::Stop;
             break;
-        }
-        if stats.records_scanned % PROGRESS_EVERY == 0 {
-            progress(stats);
         }
     }
     stats.bytes_scanned += off - start_off;
@@ -586,7 +586,6 @@ impl LiveTopic {
             .open()
             .map_err(QueryError::Attach)?;
         let end = self.topic.tail();
-        let start = sub.position();
         while sub.position() < end {
             match sub.recv_bytes_timeout(Duration::from_millis(100)) {
                 Ok(Some(ev)) => {
@@ -601,6 +600,9 @@ impl LiveTopic {
                     };
                     stats.records_scanned += 1;
                     stats.bytes_scanned += ev.next_position() - ev.position();
+                    if stats.records_scanned % PROGRESS_EVERY == 0 {
+                        progress(&stats);
+                    }
                     if !plan.in_range(&rec) {
                         continue;
                     }
@@ -616,16 +618,12 @@ impl LiveTopic {
                     if exec.accept(plan, &rec, &mut stats, sink) == Flow::Stop {
                         break;
                     }
-                    if stats.records_scanned % PROGRESS_EVERY == 0 {
-                        progress(&stats);
-                    }
                 }
                 Ok(None) => {}
                 Err(RecvError::Lagged { missed_bytes, .. }) => stats.missed_bytes += missed_bytes,
                 Err(e) => return Err(QueryError::Recv(e)),
             }
         }
-        let _ = start;
         exec.finish(plan, &mut stats, sink);
         Ok(stats)
     }
