@@ -23,7 +23,9 @@
 //! ```
 //!
 //! `SHMBUS_BENCH_DIR` picks the directory (default: the system temp directory); the
-//! files are removed at the end unless `SHMBUS_BENCH_KEEP=1`.
+//! files are removed at the end unless `SHMBUS_BENCH_KEEP=1`. `SHMBUS_BENCH_MIB` and
+//! `SHMBUS_BENCH_REPS` override the size and the rounds (e.g. for a short run under
+//! `valgrind --tool=callgrind`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -195,7 +197,9 @@ fn keep_best<T>(best: &mut Option<(f64, T)>, run: Option<(f64, T)>) {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let total = if quick { 128 << 20 } else { 1 << 30 };
+    let env_num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let total =
+        env_num("SHMBUS_BENCH_MIB").map_or(if quick { 128 << 20 } else { 1 << 30 }, |m| m << 20);
     let base: PathBuf = std::env::var_os("SHMBUS_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir)
@@ -212,7 +216,7 @@ fn main() {
     );
     // Rounds interleave every scan and grep, so a busy moment of a shared machine
     // hits them alike; each figure is the best of its rounds.
-    let reps = 5;
+    let reps = env_num("SHMBUS_BENCH_REPS").unwrap_or(5).max(1);
     let queries = [
         (
             "header field: `time >= T0 + 1 ms and len > 0`",

@@ -164,9 +164,14 @@ pub(crate) enum Num {
 }
 
 impl Num {
+    #[inline]
     pub(crate) fn as_f64(self) -> f64 {
         match self {
-            Num::I(i) => i as f64,
+            // Values come from at most 64-bit integers: avoid the slow i128 conversion.
+            Num::I(i) => match i64::try_from(i) {
+                Ok(v) => v as f64,
+                Err(_) => i as f64,
+            },
             Num::F(f) => f,
         }
     }
@@ -376,6 +381,12 @@ enum Node {
         op: CmpOp,
         v: Num,
     },
+    /// A header field against an integer that fits its type (the common case).
+    HdrU64 {
+        f: HeaderField,
+        op: CmpOp,
+        v: u64,
+    },
     Num {
         acc: Access,
         op: CmpOp,
@@ -427,7 +438,7 @@ fn cmp_num(a: Num, op: CmpOp, b: Num) -> bool {
 impl Node {
     fn needs_payload(&self) -> bool {
         match self {
-            Node::Const(_) | Node::Hdr { .. } => false,
+            Node::Const(_) | Node::Hdr { .. } | Node::HdrU64 { .. } => false,
             Node::And(a, b) | Node::Or(a, b) => a.needs_payload() || b.needs_payload(),
             Node::Not(a) => a.needs_payload(),
             _ => true,
@@ -442,6 +453,7 @@ impl Node {
             Node::And(a, b) => a.eval(r, root)? && b.eval(r, root)?,
             Node::Or(a, b) => a.eval(r, root)? || b.eval(r, root)?,
             Node::Not(a) => !a.eval(r, root)?,
+            Node::HdrU64 { f, op, v } => cmp(f.get(r), *op, *v),
             Node::Hdr { f, op, v } => cmp_num(Num::I(i128::from(f.get(r))), *op, *v),
             Node::Num { acc, op, v } => match acc.locate(r.payload, root) {
                 Loc::At(at) => cmp_num(acc.num_at(r.payload, at)?, *op, *v),
@@ -692,6 +704,11 @@ fn compile_cmp(
                     format!("'^=' needs a string field, '{name}' is a number"),
                 ));
             }
+            if let Num::I(i) = v {
+                if let Ok(v) = u64::try_from(i) {
+                    return Ok(Node::HdrU64 { f: *f, op, v });
+                }
+            }
             return Ok(Node::Hdr { f: *f, op, v });
         }
         Target::Field { acc, .. } => acc.clone(),
@@ -736,11 +753,15 @@ fn compile_cmp(
     };
     let leaf = acc.leaf.clone();
     Ok(match (&leaf, &lit.kind) {
-        (l, OperandKind::Number(n)) if l.is_numeric() => Node::Num {
-            acc,
-            op,
-            v: num_of(*n),
-        },
+        (l, OperandKind::Number(n)) if l.is_numeric() => {
+            // Compare floats with a float, so evaluation never converts per event.
+            let v = if l.is_float() {
+                Num::F(num_of(*n).as_f64())
+            } else {
+                num_of(*n)
+            };
+            Node::Num { acc, op, v }
+        }
         (Leaf::Str | Leaf::Char, OperandKind::Str(s)) => Node::Str {
             acc,
             op,
