@@ -137,13 +137,14 @@ fn write_data(dir: &Path, json: &Path, total: usize) -> (u64, u64, u64, usize) {
             max_ts = max_ts.max(ts);
             sum.add(pos, ts, &rec);
             file.extend_from_slice(&rec);
+            let at = pos;
             pos += rec.len() as u64;
             line.clear();
             shmbus::json::render_json(schema, &payload, &mut line).unwrap();
             line.pop();
             line.push_str(&format!(
                 ",\"position\":{},\"time\":{ts},\"type\":{}}}\n",
-                pos,
+                at,
                 Tick::TYPE_ID
             ));
             jw.write_all(line.as_bytes()).unwrap();

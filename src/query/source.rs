@@ -158,8 +158,8 @@ impl StoreTopic {
     ///
     /// [`QueryError::NotAStore`] if `store` is not a directory of topic segment
     /// directories, [`QueryError::UnknownTopic`] (listing the store's topics),
-    /// [`QueryError::Store`] for unreadable or corrupt footers (path and offset), and
-    /// [`QueryError::Invalid`] if the segments carry different schemas.
+    /// [`QueryError::Store`] for unreadable or corrupt footers, or a segment whose
+    /// schema differs from the first one's (path and offset).
     pub fn open(store: &Path, topic: &str) -> Result<StoreTopic, QueryError> {
         let not_store = |why: &str| QueryError::NotAStore {
             path: store.to_path_buf(),
@@ -208,11 +208,11 @@ impl StoreTopic {
                 match &schema_bytes {
                     None => schema_bytes = Some((schema, info.path.clone())),
                     Some((s, first)) if *s != schema => {
-                        return Err(QueryError::Invalid(format!(
-                            "{} and {} hold events of different schemas",
-                            first.display(),
-                            info.path.display()
-                        )))
+                        return Err(corrupt(
+                            &info.path,
+                            f.data_end + FOOTER_SIZE as u64,
+                            &format!("its schema differs from that of {}", first.display()),
+                        ))
                     }
                     Some(_) => {}
                 }
