@@ -803,6 +803,11 @@ mod tests {
         assert_eq!(nearest_rank(&mut v, 99.0, |a, b| a.cmp(b)), Some(99));
         assert_eq!(nearest_rank(&mut v, 100.0, |a, b| a.cmp(b)), Some(100));
         assert_eq!(nearest_rank(&mut v, 0.1, |a, b| a.cmp(b)), Some(1));
+        let mut v: Vec<i128> = (1..=10).rev().collect();
+        assert_eq!(nearest_rank(&mut v, 25.0, |a, b| a.cmp(b)), Some(3));
+        assert_eq!(nearest_rank(&mut v, 95.0, |a, b| a.cmp(b)), Some(10));
+        assert_eq!(nearest_rank(&mut v, 10.0, |a, b| a.cmp(b)), Some(1));
+        assert_eq!(nearest_rank(&mut v, 11.0, |a, b| a.cmp(b)), Some(2));
         let mut v = vec![3.0, 1.0, 2.0];
         assert_eq!(
             nearest_rank(&mut v, 50.0, |a: &f64, b| a.total_cmp(b)),
