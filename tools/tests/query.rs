@@ -12,7 +12,6 @@ use shmbus::store::segment::{
     encode_record, idx_name, seg_name, Summary, SEG_HEADER, SEG_MAGIC, SEG_VERSION,
 };
 use shmbus::store::{Fsync, Recorder, RecorderConfig};
-use shmbus::Event as _;
 
 #[shmbus::event]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +27,13 @@ struct Trade {
     side: Side,
     price: f64,
     qty: u32,
+}
+
+/// Another event type, for a store that mixes schemas.
+#[shmbus::event]
+#[derive(Debug, Clone)]
+struct Quote {
+    bid: f64,
 }
 
 const N: usize = 1000;
@@ -414,15 +420,15 @@ fn filters_groups_and_aggregates_over_a_recorded_store() {
 }
 
 /// The 64-byte segment header (see `shmbus::store::segment`).
-fn seg_header(base: u64) -> Vec<u8> {
+fn seg_header<E: shmbus::Event>(base: u64) -> Vec<u8> {
     let mut h = Vec::with_capacity(SEG_HEADER);
     h.extend_from_slice(&SEG_MAGIC.to_le_bytes());
     h.extend_from_slice(&SEG_VERSION.to_le_bytes());
     h.extend_from_slice(&(SEG_HEADER as u32).to_le_bytes());
     h.extend_from_slice(&base.to_le_bytes());
     h.extend_from_slice(&1u64.to_le_bytes());
-    h.extend_from_slice(&Trade::TYPE_ID.to_le_bytes());
-    h.extend_from_slice(&Trade::schema().fingerprint().to_le_bytes());
+    h.extend_from_slice(&E::TYPE_ID.to_le_bytes());
+    h.extend_from_slice(&E::schema().fingerprint().to_le_bytes());
     h.resize(SEG_HEADER, 0);
     h
 }
@@ -430,21 +436,30 @@ fn seg_header(base: u64) -> Vec<u8> {
 /// Writes a store topic by hand with the store's own encoding: `segs[k]` holds
 /// (timestamp, trade) pairs of segment k. Returns the segment paths.
 fn write_segments(store: &Path, topic: &str, segs: &[Vec<(u64, Trade)>]) -> Vec<PathBuf> {
+    write_typed_segments(store, topic, 0, segs)
+}
+
+/// [`write_segments`] for any event type, the first segment at position `pos`.
+fn write_typed_segments<E: shmbus::Event>(
+    store: &Path,
+    topic: &str,
+    mut pos: u64,
+    segs: &[Vec<(u64, E)>],
+) -> Vec<PathBuf> {
     let dir = store.join(topic);
     std::fs::create_dir_all(&dir).unwrap();
-    let schema = Trade::schema().encode();
-    let mut pos = 0u64;
+    let schema = E::schema().encode();
     let mut paths = Vec::new();
     for seg in segs {
         let base = pos;
-        let mut file = seg_header(base);
+        let mut file = seg_header::<E>(base);
         let mut sum = Summary::new();
         let mut entries = Vec::new();
         let mut max_ts = 0;
         for (ts, t) in seg {
             let payload = shmbus::rkyv::to_bytes::<shmbus::rkyv::rancor::Error>(t).unwrap();
             let mut rec = Vec::new();
-            encode_record(&mut rec, pos, *ts, Trade::TYPE_ID, &payload);
+            encode_record(&mut rec, pos, *ts, E::TYPE_ID, &payload);
             entries.push(IndexEntry::new(pos, file.len() as u64, max_ts));
             max_ts = max_ts.max(*ts);
             sum.add(pos, *ts, &rec);
@@ -682,6 +697,33 @@ fn bad_input_gets_one_clear_line() {
     assert!(
         line.contains("is corrupt at offset 0: not a shmbus segment"),
         "{line}"
+    );
+
+    // Segments of one topic with different schemas.
+    let first = write_segments(&env.store(), "mixed", &[vec![(T0, trade(0))]]);
+    let next = std::fs::metadata(&first[0]).unwrap().len();
+    let second = write_typed_segments(
+        &env.store(),
+        "mixed",
+        next,
+        &[vec![(T0, Quote { bid: 1.0 })]],
+    );
+    let footer = std::fs::read(&second[0]).unwrap();
+    let data_end = u64::from_le_bytes(
+        footer[footer.len() - 16..footer.len() - 8]
+            .try_into()
+            .unwrap(),
+    );
+    let (code, line) = env.fails(&["query", "mixed", "--store", store]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        line,
+        format!(
+            "shmbus: {} is corrupt at offset {}: its schema differs from that of {}",
+            second[0].display(),
+            data_end + 96,
+            first[0].display()
+        )
     );
 
     // A flipped payload byte in the third record of segment 1: caught by the checksum
