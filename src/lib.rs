@@ -67,6 +67,7 @@ mod loom_tests;
 mod mapping;
 mod os;
 mod publisher;
+pub mod query;
 #[doc(hidden)]
 pub mod ring;
 pub mod schema;

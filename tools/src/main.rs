@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{Format, FormatArg};
 
 /// The shmbus command-line tool.
 #[derive(Parser)]
@@ -32,7 +32,7 @@ struct Cli {
     bus: String,
     /// Output format; by default a table on a terminal and JSON lines otherwise.
     #[arg(long, global = true, value_enum)]
-    format: Option<Format>,
+    format: Option<FormatArg>,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +71,8 @@ pub struct Ctx {
     pub bus: String,
     /// The output format chosen for this run.
     pub format: Format,
+    /// `--format` as given (`export` reads `csv` from it).
+    pub format_arg: Option<FormatArg>,
 }
 
 impl Ctx {
@@ -160,9 +162,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.format == Some(FormatArg::Csv) && !matches!(cli.command, Command::Export(_)) {
+        eprintln!("shmbus: --format csv is only for export");
+        return ExitCode::from(2);
+    }
     let ctx = Ctx {
         bus: cli.bus,
-        format: cli.format.unwrap_or_else(Format::default_for_stdout),
+        format: match cli.format {
+            Some(FormatArg::Table) => Format::Table,
+            Some(FormatArg::Json | FormatArg::Csv) => Format::Json,
+            None => Format::default_for_stdout(),
+        },
+        format_arg: cli.format,
     };
     let result = match cli.command {
         Command::Ls(a) => cmd::ls::run(&ctx, a),
