@@ -208,6 +208,7 @@ pub unsafe extern "C" fn shmbus_publisher_try_claim(
 /// # Safety
 ///
 /// As `shmbus_publisher_claim`.
+#[inline(always)]
 unsafe fn claim(
     publisher: *mut shmbus_publisher,
     len: usize,
@@ -279,6 +280,7 @@ enum Patience {
 ///
 /// `publisher` is NULL or an open publisher; `data` is NULL or readable for `len`
 /// bytes; `position` is NULL or writable.
+#[inline(always)]
 unsafe fn send(
     publisher: *mut shmbus_publisher,
     type_id: u64,
