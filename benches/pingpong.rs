@@ -389,6 +389,13 @@ fn build_c_program() -> Result<PathBuf, String> {
         return Err(format!("cargo build -p shmbus-c --release: {status}"));
     }
     let lib_dir = target.join("release");
+    // The program will load the library's SONAME.
+    let so0 = lib_dir.join("libshmbus.so.0");
+    if std::fs::read_link(&so0).ok().as_deref() != Some(Path::new("libshmbus.so")) {
+        let _ = std::fs::remove_file(&so0);
+        std::os::unix::fs::symlink("libshmbus.so", &so0)
+            .map_err(|e| format!("cannot link {so0:?}: {e}"))?;
+    }
     let out = lib_dir.join("shmbus-c-pingpong");
     let c = root.join("bindings/c");
     let o = Command::new(&cc)
