@@ -59,6 +59,7 @@ pub mod bus;
 pub mod error;
 pub mod event;
 mod fault;
+pub mod from_json;
 pub mod json;
 pub mod layout;
 #[cfg(all(test, loom))]
