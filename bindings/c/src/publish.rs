@@ -65,7 +65,7 @@ impl PublisherHandle {
     }
 
     /// The publisher, unless a claim borrows it.
-    fn publisher(&mut self) -> Result<&mut Publisher<Raw>, Failure> {
+    pub(crate) fn publisher(&mut self) -> Result<&mut Publisher<Raw>, Failure> {
         if self.grant.is_some() {
             return Err(Failure::new(
                 shmbus_status::SHMBUS_ERR_CLAIM_PENDING,

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use shmbus::from_json::FromJsonError;
 use shmbus::json::DecodeError;
 use shmbus::{AttachError, OpenError, RecvError, SendError};
 
@@ -78,12 +79,16 @@ pub enum shmbus_status {
     SHMBUS_ERR_OTHER = 25,
     /// A bug: the library panicked. The call was abandoned; the handle may be unusable.
     SHMBUS_ERR_PANIC = 26,
+    /// The JSON text is not JSON, or does not fit the topic's schema (a missing,
+    /// unknown or mistyped field, a number out of range); `shmbus_last_error()` says
+    /// what and at which column.
+    SHMBUS_ERR_JSON = 27,
 }
 
 use shmbus_status::*;
 
 /// Every status, in code order (for `shmbus_strerror` and the tests).
-const ALL: [shmbus_status; 27] = [
+const ALL: [shmbus_status; 28] = [
     SHMBUS_OK,
     SHMBUS_ERR_NULL,
     SHMBUS_ERR_INVALID_ARGUMENT,
@@ -111,6 +116,7 @@ const ALL: [shmbus_status; 27] = [
     SHMBUS_ERR_BUSY,
     SHMBUS_ERR_OTHER,
     SHMBUS_ERR_PANIC,
+    SHMBUS_ERR_JSON,
 ];
 
 impl shmbus_status {
@@ -143,6 +149,7 @@ impl shmbus_status {
             SHMBUS_ERR_BUSY => c"the handle is in use by a call on this thread",
             SHMBUS_ERR_OTHER => c"unclassified error",
             SHMBUS_ERR_PANIC => c"internal error: the library panicked",
+            SHMBUS_ERR_JSON => c"the JSON does not encode with the topic's schema",
         }
     }
 }
@@ -307,6 +314,14 @@ impl From<DecodeError> for Failure {
             SHMBUS_ERR_INVALID_EVENT,
             format!("cannot render the event with the topic's schema: {e}"),
         )
+    }
+}
+
+impl From<FromJsonError> for Failure {
+    #[cold]
+    #[inline(never)]
+    fn from(e: FromJsonError) -> Failure {
+        Failure::new(SHMBUS_ERR_JSON, e.to_string())
     }
 }
 

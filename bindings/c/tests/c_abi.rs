@@ -402,6 +402,36 @@ fn rust_typed_publisher_to_c_subscriber() {
 }
 
 #[test]
+fn c_publishes_typed_events_from_json() {
+    const N: u64 = 50;
+    let dir = TempBus::new("from-json");
+    let bus = Bus::open_dir(&dir.0).unwrap();
+    let topic = bus
+        .topic("trades")
+        .event::<Trade>()
+        .capacity(64 * 1024)
+        .open_or_create()
+        .unwrap();
+    let mut sub = topic.subscriber().start(Start::Earliest).open().unwrap();
+    let exe = program("tests/c/from_json.c", Link::Shared);
+    let lines = Proc::spawn(command(&exe, &[&dir.0, &"trades", &"raw", &N.to_string()])).success();
+    assert_eq!(line_with(&lines, "sent "), format!("sent {}", N + 1));
+    line_with(&lines, "from_json: all expectations held");
+    for i in 0..=N {
+        let ev = sub.recv_timeout(PATIENCE).unwrap().expect("event");
+        let want = trade(i);
+        assert_eq!(ev.seq, want.seq, "event {i}");
+        assert_eq!(ev.symbol, want.symbol);
+        assert_eq!(ev.price, want.price);
+        assert_eq!(ev.qty, want.qty);
+        assert_eq!(ev.flags.as_slice(), want.flags.as_slice());
+        assert_eq!(ev.venue.as_deref(), want.venue.as_deref());
+    }
+    // The rejected texts published nothing.
+    assert!(sub.try_recv().unwrap().is_none());
+}
+
+#[test]
 fn c_to_c_across_processes() {
     const N: u64 = 20_000;
     let dir = TempBus::new("c2c");
