@@ -677,7 +677,7 @@ pub struct SubscriberInfo {
     pub alive: bool,
     /// State.
     pub state: SubscriberState,
-    /// Published position.
+    /// Position after the last record handed out (its progress).
     pub position: u64,
     /// Bytes between its position and the tail.
     pub lag: u64,
@@ -807,7 +807,10 @@ impl<E: Payload> Topic<E> {
                     SLOT_DETACHED => SubscriberState::Detached,
                     _ => return None,
                 };
-                let position = r.cword(i, C_POSITION).load(Ordering::Acquire);
+                let position = r
+                    .cword(i, C_POSITION)
+                    .load(Ordering::Acquire)
+                    .max(r.cword(i, C_PROGRESS).load(Ordering::Acquire));
                 Some(SubscriberInfo {
                     slot: i,
                     name: self.slot_name(i),

@@ -50,7 +50,8 @@
 //!
 //! | offset | size | field                                                        |
 //! |-------:|-----:|--------------------------------------------------------------|
-//! |      0 |    8 | published position (alone on its line)                       |
+//! |      0 |    8 | released position: producers never overwrite from here on     |
+//! |     64 |    8 | progress: the exact position after the last record handed out |
 //! |    128 |    8 | owner: `pid << 32 \| start28 << 4 \| state`                 |
 //! |    136 |    8 | process start time                                           |
 //! |    144 |    8 | heartbeat, ns since the Unix epoch                           |
@@ -78,7 +79,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `b"SHMBUS\0R"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0R");
 /// The ring file format version this build reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// The ready state, stored last (release) when a ring file is complete.
 pub const READY: u32 = 0x5245_4459;
 /// Size of the header in bytes; the data region starts here.
@@ -119,6 +120,9 @@ pub(crate) const P_STALLS: usize = 48;
 
 // Consumer slot field offsets.
 pub(crate) const C_POSITION: usize = 0;
+/// Written on every receive; read by producers only in their rate-limited stuck check,
+/// so it sits on its own cache line apart from the released position.
+pub(crate) const C_PROGRESS: usize = 64;
 pub(crate) const C_OWNER: usize = 128;
 pub(crate) const C_START: usize = 136;
 pub(crate) const C_HEARTBEAT: usize = 144;

@@ -361,10 +361,12 @@ impl<M: Memory> Ring<M> {
                     };
                     continue;
                 }
-                // Alive: stuck if its position has not moved for the timeout.
+                // Alive: stuck if its progress has not moved for the timeout (its
+                // released position moves only once per stride).
+                let progress = self.cword(i, C_PROGRESS).load(Ordering::Relaxed);
                 let (seen, since) = cur.stuck[i];
-                if seen != pos {
-                    cur.stuck[i] = (pos, now);
+                if seen != progress {
+                    cur.stuck[i] = (progress, now);
                 } else if !hold && now.saturating_sub(since) >= timeout {
                     changed |= self.retire(i, o, (o & !0xf) | SLOT_EVICTED, true);
                 }

@@ -127,7 +127,11 @@ impl<E: Payload> SubscriberBuilder<E> {
                         .is_ok()
                     {
                         ring.clear_sleeping(i);
-                        resume = Some(ring.cword(i, C_POSITION).load(Ordering::SeqCst));
+                        // Resume after the last record the predecessor was handed
+                        // (its progress), which is never behind its released position.
+                        let released = ring.cword(i, C_POSITION).load(Ordering::SeqCst);
+                        let progress = ring.cword(i, C_PROGRESS).load(Ordering::SeqCst);
+                        resume = Some(released.max(progress));
                         break 'found i;
                     }
                     return Err(AttachError::NameInUse(name.clone()));
@@ -185,6 +189,7 @@ impl<E: Payload> SubscriberBuilder<E> {
             }
         };
         ring.cword(slot, C_POSITION).store(want, Ordering::SeqCst);
+        ring.cword(slot, C_PROGRESS).store(want, Ordering::Relaxed);
         ring.cword(slot, C_HEARTBEAT)
             .store(crate::os::now_ns(), Ordering::Relaxed);
         ring.cword(slot, C_START)
@@ -202,12 +207,15 @@ impl<E: Payload> SubscriberBuilder<E> {
                 oldest: at,
             });
         }
+        ring.cword(slot, C_PROGRESS).store(at, Ordering::Release);
+        let stride = release_stride(ring.p.capacity);
         Ok(Subscriber {
             topic,
             slot,
             pos: at,
             held: None,
             published: at,
+            stride,
             wait: self.wait,
             buf: AlignedVec::new(),
             gaps: 0,
@@ -219,6 +227,13 @@ impl<E: Payload> SubscriberBuilder<E> {
             _e: PhantomData,
         })
     }
+}
+
+/// How far a subscriber reads before releasing its position to producers: an
+/// eighth of the ring (at most 64 KiB), so a full ring still has most of its capacity
+/// in use and producers re-read the position once per stride, not once per record.
+fn release_stride(capacity: u64) -> u64 {
+    (capacity / 8).clamp(RECORD_ALIGN, 64 * 1024)
 }
 
 fn write_name<E: Payload>(topic: &Topic<E>, slot: usize, flags: u32, name: &[u8]) {
@@ -249,8 +264,11 @@ pub struct Subscriber<E = crate::Raw> {
     pos: u64,
     /// Position of the record lent out by the last receive, if any.
     held: Option<u64>,
-    /// Last position published to the slot.
+    /// Last position released to producers (the slot's position word).
     published: u64,
+    /// Without manual commit, the position is released to producers only once it has
+    /// moved this many bytes, or when the subscriber catches up and would wait.
+    stride: u64,
     wait: Wait,
     /// Lossy mode: payloads are copied here and validated.
     buf: AlignedVec,
@@ -353,8 +371,9 @@ impl<E: Payload> Subscriber<E> {
         (self.gaps, self.gap_bytes)
     }
 
-    /// Publish the current position now (it is also published on every receive and
-    /// before waiting). For a named subscriber this is where a successor resumes.
+    /// Publish the current position now. Without manual commit, progress is also
+    /// recorded on every receive (a named successor resumes after the last record
+    /// handed out) and released to producers every few KiB and before waiting.
     pub fn commit(&mut self) {
         // `&mut self` proves no received event is still borrowed.
         self.held = None;
@@ -370,15 +389,39 @@ impl<E: Payload> Subscriber<E> {
         self.publish(p);
     }
 
+    /// Records progress to `p` (every receive) and releases it to producers once it
+    /// is a stride ahead of the last release. Producers read the released position
+    /// each time they run into their limit, so releasing it per record would move its
+    /// cache line between the cores once per record at full rate.
     #[inline]
     fn auto_publish(&mut self, p: u64) {
         if !self.manual {
-            self.publish(p);
+            self.topic
+                .inner
+                .ring
+                .cword(self.slot, C_PROGRESS)
+                .store(p, Ordering::Release);
+            if p.wrapping_sub(self.published) >= self.stride {
+                self.release(p);
+            }
+        }
+    }
+
+    /// Progress and release both move to `p`.
+    #[inline]
+    fn publish(&mut self, p: u64) {
+        if p != self.published {
+            self.topic
+                .inner
+                .ring
+                .cword(self.slot, C_PROGRESS)
+                .store(p, Ordering::Release);
+            self.release(p);
         }
     }
 
     #[inline]
-    fn publish(&mut self, p: u64) {
+    fn release(&mut self, p: u64) {
         if p != self.published {
             self.published = p;
             self.topic
@@ -455,6 +498,12 @@ impl<E: Payload> Subscriber<E> {
                     });
                 }
                 Read::NotYet => {
+                    // Caught up: release everything read, so producers see it before
+                    // this subscriber spins or sleeps.
+                    if !self.manual && self.published != self.pos {
+                        self.release(self.pos);
+                        continue;
+                    }
                     // A subscriber that keeps up polls the commit word a few times
                     // before the bookkeeping below (getpid for the eviction check, a
                     // clock read, a load of the producers' tail line), which would
@@ -719,6 +768,8 @@ impl<E> Drop for Subscriber<E> {
         }
         if owner_state(o) == SLOT_ACTIVE && !self.manual {
             let p = self.held.unwrap_or(self.pos);
+            ring.cword(self.slot, C_PROGRESS)
+                .store(p, Ordering::Release);
             ring.cword(self.slot, C_POSITION)
                 .store(p, Ordering::Release);
         }

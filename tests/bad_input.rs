@@ -98,7 +98,7 @@ fn corrupt_truncated_and_wrong_version_ring_files_give_typed_errors() {
         damaged(|f, _| put(f, 8, &99u32.to_le_bytes())),
         OpenError::BadVersion {
             found: 99,
-            expected: 1,
+            expected: shmbus::layout::VERSION,
             ..
         }
     ));

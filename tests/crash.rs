@@ -65,6 +65,27 @@ fn child(role: String) {
             // SAFETY: dying like kill -9, with no destructor run.
             unsafe { libc::raise(libc::SIGKILL) };
         }
+        // named-nocommit:<count>: as `named`, but killed without an explicit commit.
+        "named-nocommit" => {
+            let mut s = topic
+                .subscriber()
+                .named("durable")
+                .start(Start::Position(0))
+                .open()
+                .unwrap();
+            let mut last = 0;
+            for _ in 0..arg(1) {
+                last = s
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap()
+                    .unwrap()
+                    .seq
+                    .to_native();
+            }
+            println!("LAST {last}");
+            // SAFETY: dying like kill -9, with no destructor run.
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
         // idle: block on recv until one event arrives.
         "idle" => {
             let mut s = topic.subscriber().open().unwrap();
@@ -367,6 +388,86 @@ fn named_subscriber_resumes_where_its_killed_predecessor_committed() {
         topic.subscriber().named("durable").open(),
         Err(shmbus::AttachError::NameInUse(_))
     ));
+}
+
+#[test]
+fn named_subscriber_killed_without_commit_gets_only_its_last_event_again() {
+    const TEST: &str = "named_subscriber_killed_without_commit_gets_only_its_last_event_again";
+    if let Some(r) = role() {
+        return child(r);
+    }
+    let tb = TempBus::new("nocommit");
+    let topic = open_topic(&tb.bus());
+    let mut p = topic.publisher().unwrap();
+    for seq in 0..200 {
+        p.send(&msg(0, seq)).unwrap();
+    }
+    // 150 records are more than one release stride (an eighth of the ring), so only
+    // the per-receive progress word knows exactly how far the subscriber got.
+    let (st, out) = wait_child(
+        spawn_role(TEST, "named-nocommit:150", &tb.dir, &[]),
+        Duration::from_secs(30),
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGKILL));
+    assert_eq!(lines_with(&out, "LAST"), vec!["149"]);
+    let info = topic.subscribers();
+    assert_eq!(info.len(), 1);
+    assert_eq!(
+        info[0].position,
+        149 * 128,
+        "progress of the killed subscriber"
+    );
+    let mut again = topic.subscriber().named("durable").open().unwrap();
+    assert_eq!(
+        again.try_recv().unwrap().unwrap().seq.to_native(),
+        149,
+        "the event in hand when it died comes again, and nothing earlier"
+    );
+}
+
+#[test]
+fn slow_subscriber_that_keeps_reading_is_not_evicted_between_releases() {
+    let tb = TempBus::new("slow");
+    let topic = tb
+        .bus()
+        .topic("slow")
+        .event::<Msg>()
+        .capacity(1 << 16)
+        .consumer_timeout(Duration::from_millis(500))
+        .open_or_create()
+        .unwrap();
+    let mut sub = topic.subscriber().open().unwrap();
+    const N: u64 = 2_000;
+    let producer = {
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            let mut p = topic.publisher().unwrap();
+            for seq in 0..N {
+                p.send_timeout(&msg(0, seq), Duration::from_secs(30))
+                    .unwrap();
+            }
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || topic.stats().stalls > 0),
+        "the producer fills the ring"
+    );
+    // 30 records (under one release stride of 64 records) over about twice the consumer
+    // timeout: the released position stands still, the progress word moves.
+    for seq in 0..30 {
+        assert_eq!(sub.recv().unwrap().seq.to_native(), seq);
+        std::thread::sleep(Duration::from_millis(35));
+    }
+    for seq in 30..N {
+        let ev = sub
+            .recv_timeout(Duration::from_secs(30))
+            .expect("not evicted")
+            .expect("producer keeps going");
+        assert_eq!(ev.seq.to_native(), seq);
+    }
+    producer.join().unwrap();
+    assert_eq!(topic.stats().evictions, 0);
 }
 
 #[test]
