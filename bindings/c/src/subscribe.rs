@@ -347,8 +347,13 @@ pub unsafe extern "C" fn shmbus_subscriber_recv(
 }
 
 /// End the lend of the event received last: its payload pointer is no longer valid,
-/// and producers may reuse its bytes. (The next receive releases it too; releasing
-/// explicitly lets producers move on while the subscriber does other work.)
+/// and producers may reuse its bytes at once (the position is published now).
+///
+/// The next receive ends the lend too, and then publishes the position to producers
+/// in batches (every eighth of the ring, and whenever the subscriber catches up), which
+/// keeps the position's cache line from moving between cores on every event. So a
+/// receive loop at full rate should not call this per event; call it before work that
+/// keeps the subscriber away from its topic.
 ///
 /// Errors: `SHMBUS_ERR_NOT_HELD` if no event is lent out (e.g. released twice),
 /// `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_BUSY`.
