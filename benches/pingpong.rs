@@ -465,6 +465,37 @@ fn c_pingpong(cfg: &Config, exe: &Path, dir: &Path, timeout_ns: i64) -> Result<L
     Ok(median_lat(&reps))
 }
 
+/// Ends this process with a message if the pong process exits before it is told to
+/// quit (e.g. it panicked): the measuring side spins on its topic and would wait for
+/// ever. Checks every 100 ms from its own thread without reaping the child
+/// (`WNOWAIT`), so the measurement loops are unchanged.
+fn watch_child(pid: u32, quitting: Arc<AtomicBool>, dir: PathBuf) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; waitid only writes it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain system call on our own child's pid with a valid out-pointer.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: `si_pid` is valid to read for waitid's result (0 while none exited).
+        let exited = r == 0 && unsafe { info.si_pid() } != 0;
+        if exited && !quitting.load(Ordering::SeqCst) {
+            eprintln!("pingpong: the pong process exited early (see its message above)");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(1);
+        }
+        if exited || r != 0 {
+            return;
+        }
+    });
+}
+
 fn recv_pong(sub: &mut Subscriber<Ev>) -> (u64, u64, u64) {
     let m = sub.recv().expect("recv pong");
     (m.seq.to_native(), m.a.to_native(), m.b.to_native())
@@ -523,6 +554,8 @@ fn main() {
         .env("SHMBUS_BENCH_CPU", cfg.cpus.1.to_string())
         .spawn()
         .expect("spawn pong process");
+    let quitting = Arc::new(AtomicBool::new(false));
+    watch_child(child.id(), quitting.clone(), dir.clone());
     cleanup.child = Some(child);
     assert_eq!(recv_pong(&mut pongs).0, u64::MAX, "ready");
 
@@ -567,6 +600,7 @@ fn main() {
         rates.push(cfg.events as f64 / dt.as_secs_f64());
     }
     seq += 1;
+    quitting.store(true, Ordering::SeqCst);
     ping.send(&ev(seq, CMD_QUIT, 0)).expect("send quit");
     rates.sort_by(f64::total_cmp);
     let rate = rates[rates.len() / 2];
