@@ -244,6 +244,7 @@ pub fn from_json(schema: &Schema, json: &str) -> Result<AlignedVec, FromJsonErro
     let value = parser.document().map_err(|(at, k)| fail(at, k))?;
     let mut enc = Encoder {
         out: AlignedVec::new(),
+        scratch: 0,
     };
     enc.root(schema, &value).map_err(|(at, k)| fail(at, k))
 }
@@ -529,16 +530,6 @@ struct Inline {
 }
 
 impl Inline {
-    fn zeroed(size: u32) -> Result<Inline, FromJsonErrorKind> {
-        if size as usize > MAX_OUTPUT {
-            return Err(FromJsonErrorKind::TooLarge);
-        }
-        Ok(Inline {
-            bytes: vec![0; size as usize],
-            fixups: Vec::new(),
-        })
-    }
-
     fn of(bytes: &[u8]) -> Inline {
         Inline {
             bytes: bytes.to_vec(),
@@ -559,6 +550,9 @@ impl Inline {
 
 struct Encoder {
     out: AlignedVec,
+    /// Bytes of zero-filled inline images made so far: bounded by [`MAX_OUTPUT`] so
+    /// that a schema with huge structs cannot make many huge allocations.
+    scratch: usize,
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -580,6 +574,19 @@ fn expected(node: &Node<'_>, what: &'static str, path: &str) -> Fail {
 }
 
 impl Encoder {
+    /// A zero-filled inline value of `size` bytes.
+    fn zeroed(&mut self, size: u32, at: usize) -> Result<Inline, Fail> {
+        self.scratch = self.scratch.saturating_add(size as usize);
+        if self.scratch > MAX_OUTPUT {
+            // Checked before allocating.
+            return Err((at, FromJsonErrorKind::TooLarge));
+        }
+        Ok(Inline {
+            bytes: vec![0; size as usize],
+            fixups: Vec::new(),
+        })
+    }
+
     fn root(&mut self, schema: &Schema, node: &Node<'_>) -> Result<AlignedVec, Fail> {
         let img = self.value(schema.root(), node, "")?;
         self.align(schema.root_align() as usize, node.at)?;
@@ -706,7 +713,7 @@ impl Encoder {
                     ));
                 }
                 let stride = elem.size() as usize;
-                let mut img = Inline::zeroed(kind.size()).map_err(|k| (node.at, k))?;
+                let mut img = self.zeroed(kind.size(), node.at)?;
                 for (i, item) in items.iter().enumerate() {
                     let e = self.value(elem, item, &format!("{path}[{i}]"))?;
                     img.embed(i * stride, e);
@@ -729,7 +736,7 @@ impl Encoder {
                 vec_inline(pos, items.len(), node.at)?
             }
             Kind::Option(inner) => {
-                let mut img = Inline::zeroed(kind.size()).map_err(|k| (node.at, k))?;
+                let mut img = self.zeroed(kind.size(), node.at)?;
                 if !matches!(node.v, Json::Null) {
                     let v = self.value(inner, node, path)?;
                     img.bytes[0] = 1;
@@ -750,7 +757,7 @@ impl Encoder {
                         return Err((*key_at, FromJsonErrorKind::DuplicateField(join(path, key))));
                     }
                 }
-                let mut img = Inline::zeroed(s.size).map_err(|k| (node.at, k))?;
+                let mut img = self.zeroed(s.size, node.at)?;
                 // Declaration order, as rkyv serialises: out-of-line data follows it.
                 for f in &s.fields {
                     let fpath = join(path, &f.name);
@@ -947,6 +954,22 @@ mod tests {
                 MAX_NESTING + 1
             )
         );
+    }
+
+    #[test]
+    fn huge_structs_are_too_large_not_allocated_without_bound() {
+        let huge = Kind::Struct(StructDef {
+            name: "Huge".into(),
+            size: 1 << 30,
+            align: 1,
+            fields: vec![],
+        });
+        let s = schema(vec![("v", 0, Kind::Vec(Box::new(huge)))], 8, 4);
+        // The root's 8 bytes and the first element's 1 GiB exceed the budget: refused
+        // before the element's image is made.
+        let e = from_json(&s, r#"{"v":[{},{}]}"#).unwrap_err();
+        assert_eq!(e.kind(), &FromJsonErrorKind::TooLarge);
+        assert_eq!(e.column(), 7);
     }
 
     #[test]
