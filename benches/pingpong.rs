@@ -255,6 +255,9 @@ fn pong_role() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let trusted = std::env::var_os("SHMBUS_BENCH_TRUSTED").is_some_and(|v| v == "1");
+    // Never outlive the measuring process (this one spins while it waits).
+    // SAFETY: prctl with an integer argument; no memory is passed.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     pin(cpu);
     let bus = Bus::open_dir(&dir).expect("open bus");
     let t = open_topics(&bus, trusted);

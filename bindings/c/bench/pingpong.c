@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +41,21 @@ static int fail(const char *who, const char *what, shmbus_status s) {
     fprintf(stderr, "c pingpong %s: %s: %s (%s)\n", who, what, shmbus_strerror(s),
             shmbus_last_error());
     return 1;
+}
+
+/* Set once the ping side has stopped expecting the pong process to run. */
+static volatile sig_atomic_t pong_may_exit = 0;
+
+/* The pong process exited: unless that was expected, stop instead of spinning for ever
+ * on a receive that no one will answer (the pong process printed why). */
+static void on_sigchld(int sig) {
+    (void)sig;
+    if (!pong_may_exit) {
+        static const char msg[] = "c pingpong: the pong process exited early\n";
+        ssize_t n = write(2, msg, sizeof msg - 1);
+        (void)n;
+        _exit(1);
+    }
 }
 
 static void pin(int cpu) {
@@ -103,6 +119,9 @@ static void close_ends(struct ends *e) {
 
 /* Echo `total` events from "cping" to "cpong", after a ready message. */
 static int pong(const char *dir, int cpu, uint64_t total, int64_t timeout_ns) {
+    /* Never outlive the ping side (which may be killed while this one spins). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) return 1;
     pin(cpu);
     struct ends e;
     int rc = open_ends(dir, "cping", "cpong", &e, "pong");
@@ -152,6 +171,11 @@ static int round_trips(int argc, char **argv) {
     /* The ping side's subscriber exists before the pong process can answer. */
     if (open_ends(dir, "cpong", "cping", &e, "ping")) return 1;
     fflush(NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigchld;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGCHLD, &sa, NULL);
     pid_t child = fork();
     if (child < 0) return 1;
     /* The child leaves the parent's handles alone: _exit runs no destructors. */
@@ -191,6 +215,7 @@ static int round_trips(int argc, char **argv) {
         }
     }
     int status = 0;
+    pong_may_exit = 1;
     if (rc != 0) kill(child, SIGKILL);
     waitpid(child, &status, 0);
     if (rc == 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
