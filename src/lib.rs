@@ -60,6 +60,7 @@ mod clock;
 pub mod error;
 pub mod event;
 mod fault;
+pub mod from_json;
 pub mod json;
 pub mod layout;
 #[cfg(all(test, loom))]
