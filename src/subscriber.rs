@@ -402,6 +402,11 @@ impl<E: Payload> Subscriber<E> {
         Ok(())
     }
 
+    /// Whether a producer evicted this subscriber (its slot is no longer its own).
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.check_evicted().is_err()
+    }
+
     /// Commit-word polls between two rounds of the idle bookkeeping in `next`.
     const FAST_POLLS: u32 = 64;
 
