@@ -200,12 +200,17 @@ impl std::fmt::Debug for RecorderHandle {
     }
 }
 
-struct Lock {
+/// An exclusive `flock`, released when dropped (or when the process dies).
+pub(crate) struct Lock {
     _file: File,
 }
 
 fn lock(dir: &Path) -> Result<Lock, StoreError> {
-    let path = dir.join(".lock");
+    lock_file(dir.join(".lock"))
+}
+
+/// Take the exclusive lock of file `path` (created if missing) without waiting.
+pub(crate) fn lock_file(path: PathBuf) -> Result<Lock, StoreError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -1152,14 +1157,10 @@ impl Rec {
     }
 
     fn try_open_segment(&mut self, base: u64) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
         let path = self.dir.join(segment::seg_name(base));
-        let file = match self.prep.take() {
-            Some((f, p)) => {
-                std::fs::rename(&p, &path).map_err(io_err(&path, "rename prepared segment"))?;
-                f
-            }
-            None => self.new_file(&path)?,
-        };
+        // Both headers are in place before the segment appears under its name, so a
+        // reader never finds a segment without them.
         let idx_path = self.dir.join(segment::idx_name(base));
         let idx_file = OpenOptions::new()
             .read(true)
@@ -1168,12 +1169,30 @@ impl Rec {
             .truncate(true)
             .open(&idx_path)
             .map_err(io_err(&idx_path, "create index"))?;
+        idx_file
+            .write_all_at(&index::header(base), 0)
+            .map_err(io_err(&idx_path, "write index header"))?;
+        let sh = segment::header_bytes(base, self.type_id, self.fingerprint);
+        let (file, tmp) = match self.prep.take() {
+            Some((f, p)) => (f, p),
+            None => {
+                let p = self.dir.join(".next.prep");
+                (self.new_file(&p)?, p)
+            }
+        };
+        if let Err(e) = file.write_all_at(&sh, 0) {
+            self.prep = Some((file, tmp));
+            return Err(io_err(&path, "write segment header")(e));
+        }
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            self.prep = Some((file, tmp));
+            return Err(io_err(&path, "rename prepared segment")(e));
+        }
         if self.cfg.fsync != Fsync::Never {
             if let Ok(d) = File::open(&self.dir) {
                 let _ = d.sync_all();
             }
         }
-        let (fd, ifd) = (file.as_raw_fd(), idx_file.as_raw_fd());
         self.seg = Some(Seg {
             base,
             path: path.clone(),
@@ -1185,11 +1204,6 @@ impl Rec {
         });
         self.committed = Mark::empty(base);
         self.shared.segments.fetch_add(1, Ordering::Relaxed);
-        // The headers go first; the batch's commit waits for them.
-        let ih = index::header(base).to_vec();
-        self.write(ifd, idx_path, 0, Source::Owned(ih), None);
-        let sh = segment::header_bytes(base, self.type_id, self.fingerprint).to_vec();
-        self.write(fd, path, 0, Source::Owned(sh), None);
         self.prepare_next();
         Ok(())
     }

@@ -664,9 +664,12 @@ pub(crate) fn scan_file(
     interval: u64,
 ) -> Result<Scan, StoreError> {
     let idx = std::fs::read(path.with_extension("idx")).ok();
-    let parsed = idx
-        .as_deref()
-        .and_then(|b| index::parse_prefix(b, base).ok());
+    let parsed = match idx.as_deref() {
+        // Created, header not written yet (only after a crash): no run is covered.
+        Some([]) => Some((Vec::new(), None)),
+        Some(b) => index::parse_prefix(b, base).ok(),
+        None => None,
+    };
     let Some((entries, _)) = parsed else {
         // No usable index: the structure is all there is to go by.
         let mut buf = vec![0u8; len as usize];
