@@ -22,6 +22,7 @@
 //! cargo bench --bench store                 # full run (~2 GB written, ~1 min)
 //! cargo bench --bench store -- --quick      # smaller counts
 //! cargo bench --bench store -- --markdown-out target/store-bench.md
+//! cargo bench --bench store -- --only bandwidth   # or latency (for profiling)
 //! ```
 
 use std::fs::OpenOptions;
@@ -46,6 +47,7 @@ struct Config {
     rate: u64,
     markdown_out: Option<PathBuf>,
     store_root: PathBuf,
+    only: Option<String>,
 }
 
 impl Config {
@@ -57,6 +59,11 @@ impl Config {
             .position(|a| a == "--markdown-out")
             .and_then(|i| args.get(i + 1))
             .map(PathBuf::from);
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .cloned();
         let store_root = std::env::var_os("SHMBUS_BENCH_STORE_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
@@ -67,6 +74,7 @@ impl Config {
             rate: 100_000,
             markdown_out,
             store_root,
+            only,
         }
     }
 }
@@ -249,6 +257,24 @@ fn main() {
         return;
     }
     let cfg = Config::from_args();
+    if cfg.only.as_deref() == Some("bandwidth") {
+        let (bw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
+        println!(
+            "recorder: {:.0} MB/s ({storage}, {segs} segments)",
+            bw / 1e6
+        );
+        return;
+    }
+    if cfg.only.as_deref() == Some("latency") {
+        let l = send_latency(&cfg.store_root, &cfg, true);
+        println!(
+            "with the recorder: p50 {} ns, p99 {} ns, p99.9 {} ns",
+            q(&l.all, 0.5),
+            q(&l.all, 0.99),
+            q(&l.all, 0.999)
+        );
+        return;
+    }
     let raw_dir = Dirs::new(&cfg.store_root, "raw");
     eprintln!("store bench: raw bandwidth ({} MiB)...", cfg.bytes >> 20);
     let raw = raw_bandwidth(&raw_dir.store, cfg.bytes);

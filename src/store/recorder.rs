@@ -319,6 +319,8 @@ impl Recorder {
             prep: None,
             batch: Vec::new(),
             batch_bytes: 0,
+            batch_records: 0,
+            batch_payload: 0,
             run: None,
             staging_commit: None,
             idx_staging: Vec::new(),
@@ -551,6 +553,9 @@ struct Rec {
     /// The batch being gathered, and its size.
     batch: Vec<Extent>,
     batch_bytes: usize,
+    /// Records and payload bytes in the batch (counted in the stats once written).
+    batch_records: u64,
+    batch_payload: u64,
     /// The run being gathered (`crc` not yet set).
     run: Option<IndexEntry>,
     staging_commit: Option<u64>,
@@ -653,7 +658,12 @@ impl Rec {
                     self.accept(pos, ts, next, len)
                 }
                 Ok(None) => {
-                    self.flush()?;
+                    // Caught up. Write the batch now if nothing is in flight; else let
+                    // it grow until a write completes (small writes would cap the
+                    // bandwidth at one record per write's latency).
+                    if self.storage.in_flight() == 0 {
+                        self.flush()?;
+                    }
                     if self.storage.in_flight() > 0 {
                         // Nothing to receive: wait for a write instead of spinning.
                         self.pump(true)?;
@@ -675,7 +685,6 @@ impl Rec {
             while self.storage.in_flight() >= self.cfg.max_in_flight {
                 self.pump(true)?;
             }
-            self.maybe_sync();
         }
     }
 
@@ -718,6 +727,8 @@ impl Rec {
     fn abandon_uncommitted(&mut self) -> Result<(), StoreError> {
         self.batch.clear();
         self.batch_bytes = 0;
+        self.batch_records = 0;
+        self.batch_payload = 0;
         self.run = None;
         self.idx_staging.clear();
         self.staging_commit = None;
@@ -850,8 +861,8 @@ impl Rec {
         seg.sum.add(pos, ts, size);
         self.batch_bytes += size as usize;
         self.staging_commit = Some(next);
-        self.shared.records.fetch_add(1, Ordering::Relaxed);
-        self.shared.bytes.fetch_add(len, Ordering::Relaxed);
+        self.batch_records += 1;
+        self.batch_payload += len;
         Ok(())
     }
 
@@ -861,7 +872,7 @@ impl Rec {
         let e = IndexEntry::new(r.position, r.offset, r.max_ts_before, r.len, r.data_crc);
         index::encode_entries(&mut self.idx_staging, &[e]);
         if let Some(seg) = self.seg.as_mut() {
-            seg.sum.add_run(e.data_crc, e.len as u64);
+            seg.sum.add_crc(e.data_crc, e.len as u64);
         }
     }
 
@@ -898,6 +909,11 @@ impl Rec {
             self.write(fd, path.clone(), off, src, None);
         }
         self.batch_bytes = 0;
+        let sh = &self.shared;
+        sh.records
+            .fetch_add(std::mem::take(&mut self.batch_records), Ordering::Relaxed);
+        sh.bytes
+            .fetch_add(std::mem::take(&mut self.batch_payload), Ordering::Relaxed);
         self.write(ifd, ipath, ioff, Source::Owned(ib), commit);
         Ok(())
     }
@@ -964,6 +980,7 @@ impl Rec {
             self.shared.report(io_err(&self.dir, "reap completions")(e));
             std::thread::sleep(self.cfg.retry_interval);
         }
+        let completed = !out.is_empty();
         for (mut w, r) in out {
             match r {
                 Ok(n) if n > 0 || w.complete() => {
@@ -1010,6 +1027,9 @@ impl Rec {
             }
         }
         self.try_commit();
+        if completed {
+            self.maybe_sync();
+        }
         Ok(())
     }
 

@@ -357,7 +357,7 @@ pub struct Summary {
     pub max_ts: u64,
     /// File offset after the last record.
     pub data_end: u64,
-    /// crc32c of the records of the closed runs (see [`Summary::add_run`]).
+    /// crc32c of the records (see [`Summary::add_crc`]).
     pub crc: u32,
 }
 
@@ -384,9 +384,9 @@ impl Summary {
         self.data_end += size;
     }
 
-    /// Fold a closed run's checksum into the data checksum.
-    pub fn add_run(&mut self, run_crc: u32, run_len: u64) {
-        self.crc = crc32c::crc32c_combine(self.crc, run_crc, run_len as usize);
+    /// Fold the checksum of the next `len` bytes of the data into the data checksum.
+    pub fn add_crc(&mut self, crc: u32, len: u64) {
+        self.crc = crc_combine(self.crc, crc, len);
     }
 
     /// The footer, schema and trailer that seal a segment with this summary.
@@ -536,7 +536,7 @@ pub(crate) fn runs_by_structure(
     let close = |cur: &mut Option<IndexEntry>, runs: &mut Vec<IndexEntry>, sum: &mut Summary| {
         if let Some(r) = cur.take() {
             let e = IndexEntry::new(r.position, r.offset, r.max_ts_before, r.len, r.data_crc);
-            sum.add_run(e.data_crc, e.len as u64);
+            sum.add_crc(e.data_crc, e.len as u64);
             runs.push(e);
         }
     };
@@ -565,7 +565,8 @@ pub(crate) fn runs_by_structure(
                     reserved: 0,
                 });
                 c.len += size as u32;
-                c.data_crc = crc32c::crc32c_append(c.data_crc, &data[at..r.next_offset as usize]);
+                let bytes = &data[at..r.next_offset as usize];
+                c.data_crc = crc32c::crc32c_append(c.data_crc, bytes);
                 sum.add(r.position, r.timestamp, size);
                 min_pos = r.next_position;
                 at = r.next_offset as usize;
@@ -608,8 +609,71 @@ pub(crate) fn check_run(
             Decoded::Bad(what) => return Err((at as u64, what)),
         }
     }
-    sum.add_run(e.data_crc, e.len as u64);
+    sum.add_crc(e.data_crc, e.len as u64);
     Ok(())
+}
+
+/// The reflected CRC-32C polynomial.
+const CRC32C_POLY: u32 = 0x82f6_3b78;
+
+/// `a * b` modulo the CRC-32C polynomial (reflected bit order: bit 31 is `x^0`).
+fn multmodp(a: u32, mut b: u32) -> u32 {
+    let mut m = 1u32 << 31;
+    let mut p = 0;
+    loop {
+        if a & m != 0 {
+            p ^= b;
+            if a & (m - 1) == 0 {
+                return p;
+            }
+        }
+        m >>= 1;
+        if m == 0 {
+            return p;
+        }
+        b = if b & 1 != 0 {
+            (b >> 1) ^ CRC32C_POLY
+        } else {
+            b >> 1
+        };
+    }
+}
+
+/// `x^(8 * len)` modulo the polynomial: the operator that shifts a CRC past `len`
+/// bytes.
+fn shift_op(len: u64) -> u32 {
+    // x^(2^k) for k = 3 (one byte) upwards, by repeated squaring.
+    let mut sq = 1u32 << 30; // x^1
+    for _ in 0..3 {
+        sq = multmodp(sq, sq);
+    }
+    let mut p = 1u32 << 31; // x^0
+    let mut n = len;
+    while n != 0 {
+        if n & 1 != 0 {
+            p = multmodp(sq, p);
+        }
+        sq = multmodp(sq, sq);
+        n >>= 1;
+    }
+    p
+}
+
+/// The crc32c of `A ++ B` from `crc32c(A)`, `crc32c(B)` and `B`'s length, as zlib's
+/// `crc32_combine` does it. The shift operators of the run lengths the recorder
+/// writes (multiples of 64 up to 64 KiB) are cached, so combining costs one
+/// multiplication (`crc32c::crc32c_combine` recomputes them, which costs more than
+/// checksumming the run again).
+pub(crate) fn crc_combine(crc1: u32, crc2: u32, len2: u64) -> u32 {
+    const CACHED: usize = 1024;
+    static OPS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    let op = if len2 % 64 == 0 && ((len2 / 64) as usize) < CACHED {
+        OPS.get_or_init(|| (0..CACHED as u64).map(|i| shift_op(i * 64)).collect())
+            [(len2 / 64) as usize]
+    } else {
+        shift_op(len2)
+    };
+    multmodp(op, crc1) ^ crc2
 }
 
 /// Check `entries` (an index) against `data` (a segment's bytes from offset 0) in
@@ -1200,6 +1264,19 @@ impl<'a> Iterator for Records<'a> {
                 self.done = true;
                 Some(Err(e))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crc_combine_matches_a_single_pass() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 3) as u8).collect();
+        for split in [0, 1, 63, 64, 1000, 4096, 4999, 5000] {
+            let (a, b) = data.split_at(split);
+            let c = super::crc_combine(crc32c::crc32c(a), crc32c::crc32c(b), b.len() as u64);
+            assert_eq!(c, crc32c::crc32c(&data), "split at {split}");
         }
     }
 }
