@@ -24,6 +24,9 @@
 //! cargo bench --bench store -- --markdown-out target/store-bench.md
 //! cargo bench --bench store -- --only bandwidth   # or latency (for profiling)
 //! ```
+//!
+//! `SHMBUS_BENCH_PWRITE=1` makes the bandwidth run use the `pwrite` backend instead of
+//! io_uring.
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -31,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use shmbus::store::{list_segments, Recorder, RecorderConfig};
+use shmbus::store::{list_segments, PwriteStorage, Recorder, RecorderConfig};
 use shmbus::{Bus, Topic};
 
 /// Payload of a 1 KiB record (32-byte header + 992 bytes).
@@ -167,7 +170,13 @@ fn recorder_config(segment_size: u64) -> RecorderConfig {
 fn recorder_bandwidth(root: &Path, bytes: u64) -> (f64, &'static str, u64) {
     let d = Dirs::new(root, "bw");
     let t = topic(&d, 64 << 20);
-    let rec = Recorder::spawn(&t, &d.store, recorder_config(256 << 20)).expect("recorder");
+    let cfg = recorder_config(256 << 20);
+    let rec = if std::env::var_os("SHMBUS_BENCH_PWRITE").is_some() {
+        Recorder::spawn_with(&t, &d.store, cfg, Box::new(PwriteStorage::new()))
+    } else {
+        Recorder::spawn(&t, &d.store, cfg)
+    }
+    .expect("recorder");
     let mut p = t.publisher().expect("publisher");
     let payload = vec![0xa5u8; PAYLOAD];
     let n = bytes / RECORD;

@@ -34,6 +34,13 @@
 //! attaches again at the position after it ([`StoreError::Discontinuity`] if the ring
 //! no longer holds it).
 //!
+//! # Waiting
+//!
+//! The recorder's subscriber polls with [`Wait::Backoff`] (spin, yield, then sleeps of
+//! up to 1 ms) instead of sleeping on the topic's futex: a subscriber asleep on the
+//! futex makes every publish pay a wake-up system call, which would put the recorder
+//! in the publishers' latency. Idle, it wakes about a thousand times a second.
+//!
 //! # Restart
 //!
 //! A recorder that was killed leaves its segment unsealed. The next one recovers it
@@ -77,6 +84,7 @@ use crate::bus::{Bus, Payload, Raw, Topic};
 use crate::error::{AttachError, RecvError};
 use crate::layout::Mode;
 use crate::subscriber::{Start, Subscriber};
+use crate::wait::Wait;
 
 /// When the recorder syncs segment data to stable storage. See the [module
 /// docs](self) for what each policy can lose.
@@ -379,6 +387,9 @@ fn attach(
         .subscriber()
         .named(&cfg.name)
         .manual_commit(true)
+        // Poll with a backoff (up to 1 ms sleeps) rather than sleep on the futex: a
+        // sleeping subscriber makes every publisher pay a wake-up system call.
+        .wait(Wait::Backoff)
         .start(start)
         .accept_loss(accept_loss)
         .open();

@@ -4,14 +4,16 @@
 //! # Joining
 //!
 //! The cursor remembers `next`, the position after the last record it delivered. When
-//! the segments hold nothing more at or after `next`, it attaches a holding subscriber
-//! at the ring's oldest record `hold`: from then on producers cannot overwrite anything
-//! at or after `hold`. Everything before `hold` has left the ring, and in a reliable
-//! topic the ring only drops records the recorder has committed, so if `next < hold`
-//! the cursor reads the rest (`next..hold`) from the segments. Then `next` is in the
-//! ring and held there, and the cursor attaches its live subscriber at exactly `next`
-//! and lets the holder go: no gap, no duplicate, and no race with producers. If the
-//! disk holds no record between `next` and `hold`, then nothing but padding or gap
+//! the segments hold nothing more at or after `next`, it attaches its live subscriber
+//! at exactly `next`. If the ring no longer holds `next` (producers moved on while it
+//! read the disk), the recorder had persisted it first (in a reliable topic the ring
+//! only drops records the recorder has committed), so the cursor reads the disk again.
+//! So that this does not turn into a chase with fast producers, it then attaches a
+//! holding subscriber at the position of the topic's slowest subscriber (the recorder,
+//! if it is behind everyone): from then on nothing at or after `hold` can leave the
+//! ring, and everything before `hold` is on disk. It reads up to `hold` from disk,
+//! attaches live at exactly `next` and lets the holder go: no gap, no duplicate. If
+//! the disk holds no record between `next` and `hold`, then nothing but padding or gap
 //! records lay there. (Without a recorder, in a lossy topic, that span may have held
 //! records: it is counted in [`Replay::skipped_bytes`].)
 //!
@@ -38,7 +40,7 @@ use std::time::Duration;
 use super::recorder::{lock_file, Lock};
 use super::segment::{list_segments, SegmentReader};
 use super::{io_err, StoreError};
-use crate::bus::{Payload, Topic};
+use crate::bus::{Payload, SubscriberState, Topic};
 use crate::error::AttachError;
 use crate::subscriber::{move_parked, park_named, Start, Subscriber};
 
@@ -405,49 +407,89 @@ impl<E: Payload> Replay<E> {
             } else if self.open_segment_for(self.next)? {
                 continue;
             }
-            // Nothing more on disk right now. Hold the ring from its oldest record, so
-            // that nothing we have not read yet can leave it; whatever left it before
-            // (below `hold`) was persisted first, so the disk has it.
-            let hold = match &self.holder {
-                Some(h) => h.position(),
-                None => {
-                    let h = self
-                        .topic
-                        .subscriber()
-                        .start(Start::Earliest)
-                        .accept_loss(true)
-                        .manual_commit(true)
-                        .open()?;
-                    let hold = h.position();
-                    self.holder = Some(h);
-                    if hold > self.next && self.open_segment_for(self.next)? {
+            // Nothing more on disk right now. A holder keeps the ring from `hold` on;
+            // what is before it left the ring or is on disk.
+            if let Some(hold) = self.holder.as_ref().map(|h| h.position()) {
+                if hold > self.next {
+                    if self.open_segment_for(self.next)? {
                         continue;
                     }
-                    hold
+                    // Neither on disk nor in the ring: only padding and gaps lay there
+                    // (or, without a recorder, records lost in a lossy topic).
+                    self.skipped += hold - self.next;
+                    self.next = hold;
                 }
-            };
-            if hold > self.next {
-                // Neither on disk nor in the ring: only padding and gaps lay there (or,
-                // without a recorder, records lost in a lossy topic).
-                self.skipped += hold - self.next;
-                self.next = hold;
             }
-            // `next` is in the ring and held there: join at exactly `next`.
-            let joined = match &self.named {
-                Some(n) => {
-                    let name = n.name.clone();
-                    self.publish_parked()?;
-                    self.topic.subscriber().named(&name).open()?
+            // Join at exactly `next` if the ring still has it (for a named replay this
+            // first subscriber only holds it while the name attaches there).
+            let attempt = self
+                .topic
+                .subscriber()
+                .start(Start::Position(self.next))
+                .manual_commit(self.named.is_some())
+                .open();
+            match attempt {
+                Ok(s) => {
+                    let live = match &self.named {
+                        Some(n) => {
+                            let name = n.name.clone();
+                            self.publish_parked()?;
+                            let named = self.topic.subscriber().named(&name).open()?;
+                            drop(s);
+                            named
+                        }
+                        None => s,
+                    };
+                    self.holder = None;
+                    self.live = Some(live);
+                    return Ok(Step::Live);
                 }
-                None => self
-                    .topic
-                    .subscriber()
-                    .start(Start::Position(self.next))
-                    .open()?,
-            };
-            self.holder = None;
-            self.live = Some(joined);
-            return Ok(Step::Live);
+                Err(AttachError::PositionLost { oldest, .. }) => {
+                    // Producers moved past `next` while we read: the recorder persisted
+                    // it first, so read the disk again.
+                    if self.open_segment_for(self.next)? {
+                        continue;
+                    }
+                    if self.holder.is_none() {
+                        // Hold the ring at its slowest subscriber (the recorder, if it
+                        // is behind everyone): nothing from there on can leave the ring,
+                        // and everything before it is on disk. Then read up to it.
+                        let slowest = self
+                            .topic
+                            .subscribers()
+                            .iter()
+                            .filter(|s| {
+                                matches!(
+                                    s.state,
+                                    SubscriberState::Active | SubscriberState::Detached
+                                )
+                            })
+                            .map(|s| s.position)
+                            .min();
+                        if let Some(m) = slowest {
+                            match self
+                                .topic
+                                .subscriber()
+                                .start(Start::Position(m))
+                                .manual_commit(true)
+                                .open()
+                            {
+                                Ok(h) => self.holder = Some(h),
+                                Err(
+                                    AttachError::PositionLost { .. }
+                                    | AttachError::InvalidPosition(_),
+                                ) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                            continue;
+                        }
+                    }
+                    // No subscriber holds the ring (no recorder): what left it is lost.
+                    self.skipped += oldest.saturating_sub(self.next);
+                    self.next = self.next.max(oldest);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
