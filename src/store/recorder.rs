@@ -313,7 +313,7 @@ impl Recorder {
         let keep: Arc<dyn Send + Sync> = raw.inner.clone();
         let lossy = raw.mode() == Mode::Lossy;
         let mut rec = Rec {
-            sub,
+            sub: Some(sub),
             topic: raw,
             store: store.as_ref().to_path_buf(),
             dir: dir.clone(),
@@ -549,7 +549,9 @@ enum Extent {
 }
 
 struct Rec {
-    sub: Subscriber<Raw>,
+    /// Always `Some`, except while an evicted subscriber is replaced (the old one must
+    /// be dropped before the new one takes the slot, or its drop would detach it).
+    sub: Option<Subscriber<Raw>>,
     topic: Topic<Raw>,
     store: PathBuf,
     dir: PathBuf,
@@ -651,10 +653,15 @@ impl Rec {
             }
             self.try_commit();
             let idle = self.batch.is_empty() && self.storage.in_flight() == 0;
+            let Some(sub) = self.sub.as_mut() else {
+                return Err(Halt::Fatal(StoreError::Stopped(
+                    "the recorder lost its subscriber".into(),
+                )));
+            };
             let got = if idle {
-                self.sub.recv_bytes_timeout(Duration::from_millis(20))
+                sub.recv_bytes_timeout(Duration::from_millis(20))
             } else {
-                self.sub.try_recv_bytes()
+                sub.try_recv_bytes()
             };
             let r = match got {
                 Ok(Some(ev)) => {
@@ -722,6 +729,9 @@ impl Rec {
         self.shared.report(StoreError::Recv(RecvError::Evicted));
         self.abandon_uncommitted()?;
         let end = self.shared.persisted.load(Ordering::Acquire);
+        // Let the evicted subscriber go first: its drop would detach a successor that
+        // took the same slot.
+        self.sub = None;
         let (sub, _) = attach(&self.topic, &self.cfg, Some(end), self.cfg.accept_loss)?;
         if sub.position() != end {
             self.shared.report(StoreError::Discontinuity {
@@ -729,7 +739,7 @@ impl Rec {
                 resume: sub.position(),
             });
         }
-        self.sub = sub;
+        self.sub = Some(sub);
         Ok(())
     }
 
@@ -791,7 +801,9 @@ impl Rec {
         if pos < self.skip_below {
             // Already stored by the previous recorder.
             if self.order.is_empty() && self.batch.is_empty() {
-                self.sub.commit_to(next);
+                if let Some(sub) = self.sub.as_mut() {
+                    sub.commit_to(next);
+                }
                 self.shared.persisted.store(next, Ordering::Release);
             }
             return Ok(());
@@ -1065,7 +1077,7 @@ impl Rec {
         let Some(c) = self.unsynced_commit else {
             return;
         };
-        if !self.lossy && self.sub.is_evicted() {
+        if !self.lossy && self.sub.as_ref().is_none_or(|s| s.is_evicted()) {
             return;
         }
         if self.cfg.fsync == Fsync::EveryBatch {
@@ -1078,7 +1090,9 @@ impl Rec {
         if let Some(m) = self.unsynced_mark.take() {
             self.committed = m;
         }
-        self.sub.commit_to(c);
+        if let Some(sub) = self.sub.as_mut() {
+            sub.commit_to(c);
+        }
         self.shared.persisted.store(c, Ordering::Release);
     }
 
@@ -1133,7 +1147,7 @@ impl Rec {
         self.flush()?;
         self.drain(true)?;
         self.try_commit();
-        if self.unsynced_commit.is_some() && self.sub.is_evicted() {
+        if self.unsynced_commit.is_some() && self.sub.as_ref().is_none_or(|s| s.is_evicted()) {
             // Its last writes cannot be trusted: the caller cuts them off.
             return Err(Halt::Evicted);
         }
