@@ -7,7 +7,7 @@
 //! ```text
 //! <store>/<topic>/.lock                      flock held by the one recorder
 //! <store>/<topic>/<base position:020>.seg    a segment (see [`segment`])
-//! <store>/<topic>/<base position:020>.idx    its sparse index (see [`index`])
+//! <store>/<topic>/<base position:020>.idx    its index of checksummed runs (see [`index`])
 //! <store>/<topic>/.next.prep                 the next segment, preallocated ahead
 //! <store>/<topic>/.replay-<hex name>.lock    flock held by a named replay
 //! ```
