@@ -26,7 +26,7 @@
 //! ```
 //!
 //! `SHMBUS_BENCH_PWRITE=1` makes the bandwidth run use the `pwrite` backend instead of
-//! io_uring.
+//! io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size (default 256).
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -160,10 +160,17 @@ fn topic(d: &Dirs, capacity: u64) -> Topic {
 }
 
 fn recorder_config(segment_size: u64) -> RecorderConfig {
-    RecorderConfig {
+    let mut c = RecorderConfig {
         segment_size,
         ..Default::default()
+    };
+    if let Some(w) = std::env::var("SHMBUS_BENCH_WRITE_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        c.write_size = w << 10;
     }
+    c
 }
 
 /// (a) the recorder: one publisher as fast as it can, until everything is persisted.

@@ -36,10 +36,13 @@
 //!
 //! # Waiting
 //!
-//! The recorder's subscriber polls with [`Wait::Backoff`] (spin, yield, then sleeps of
-//! up to 1 ms) instead of sleeping on the topic's futex: a subscriber asleep on the
-//! futex makes every publish pay a wake-up system call, which would put the recorder
-//! in the publishers' latency. Idle, it wakes about a thousand times a second.
+//! The recorder never sleeps on the topic's futex: a subscriber asleep there makes
+//! every publish pay a wake-up system call, which would put the recorder in the
+//! publishers' latency. Once caught up it looks at the ring again after 50 µs sleeps
+//! (rather than polling the next record's commit word, a cache line the publisher is
+//! about to write), and after about 10 ms of idleness it waits in its subscriber with
+//! [`Wait::Backoff`] (spin, yield, then sleeps of up to 1 ms). Idle, it wakes about a
+//! thousand times a second; a record waits at most about a sleep before it is taken.
 //!
 //! # Restart
 //!
@@ -165,6 +168,10 @@ pub struct RecorderStats {
 }
 
 const MAX_KEPT_ERRORS: usize = 1024;
+/// How long an idle recorder sleeps between looks at the ring, and how many such
+/// sleeps before it waits in the subscriber instead.
+const IDLE_SLEEP: Duration = Duration::from_micros(50);
+const IDLE_SLEEPS: u32 = 200;
 
 struct Shared {
     stop: AtomicBool,
@@ -347,6 +354,7 @@ impl Recorder {
             unsynced_commit: None,
             last_retention: Instant::now(),
             spare: Vec::new(),
+            idle_streak: 0,
             _lock: lock,
         };
         if let Some(tail) = &report.tail {
@@ -590,6 +598,8 @@ struct Rec {
     unsynced_commit: Option<u64>,
     last_retention: Instant,
     spare: Vec<Vec<u8>>,
+    /// Consecutive idle sleeps.
+    idle_streak: u32,
     _lock: Lock,
 }
 
@@ -658,11 +668,21 @@ impl Rec {
                     "the recorder lost its subscriber".into(),
                 )));
             };
-            let got = if idle {
+            // Caught up: look again after a short sleep rather than poll the next
+            // record's commit word, which the publisher is about to write (polling it
+            // makes every publish pay for taking the cache line back). After a while
+            // of idleness, wait in the subscriber (which also turns a dead producer's
+            // abandoned claim into a gap).
+            let long_idle = idle && self.idle_streak >= IDLE_SLEEPS;
+            let got = if long_idle {
+                self.idle_streak = 0;
                 sub.recv_bytes_timeout(Duration::from_millis(20))
             } else {
                 sub.try_recv_bytes()
             };
+            if !matches!(got, Ok(None)) {
+                self.idle_streak = 0;
+            }
             let r = match got {
                 Ok(Some(ev)) => {
                     let (pos, ts, next) = (ev.position(), ev.timestamp(), ev.next_position());
@@ -674,6 +694,13 @@ impl Rec {
                         encode_record(&mut self.scratch, pos, ts, ev.type_id(), ev.bytes());
                     }
                     self.accept(pos, ts, next, len)
+                }
+                Ok(None) if idle && !long_idle => {
+                    self.idle_streak += 1;
+                    std::thread::sleep(IDLE_SLEEP);
+                    self.maybe_sync();
+                    self.maybe_retention();
+                    Ok(())
                 }
                 Ok(None) => {
                     // Caught up. Write the batch now if nothing is in flight; else let
