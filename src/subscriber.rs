@@ -202,6 +202,18 @@ impl<E: Payload> SubscriberBuilder<E> {
             want
         };
         if at != want && !self.accept_loss {
+            if resume.is_some() {
+                // Keep the name's durable position (`join` moved it to `at`): it is where
+                // a replay from the store resumes. Parked as evicted, it does not hold
+                // producers back.
+                ring.cword(slot, C_POSITION).store(want, Ordering::SeqCst);
+                ring.cword(slot, C_OWNER)
+                    .store(owner(0, 0, SLOT_EVICTED), Ordering::SeqCst);
+                return Err(AttachError::PositionLost {
+                    requested: want,
+                    oldest: at,
+                });
+            }
             return fail(AttachError::PositionLost {
                 requested: want,
                 oldest: at,
@@ -234,6 +246,101 @@ impl<E: Payload> SubscriberBuilder<E> {
 /// in use and producers re-read the position once per stride, not once per record.
 fn release_stride(capacity: u64) -> u64 {
     (capacity / 8).clamp(RECORD_ALIGN, 64 * 1024)
+}
+
+/// The slot of the named subscriber `name`, if the topic has one.
+fn named_slot<E: Payload>(topic: &Topic<E>, name: &str) -> Option<usize> {
+    (0..MAX_CONSUMERS).find(|&i| {
+        topic.slot_name(i).as_deref() == Some(name)
+            && !matches!(
+                owner_state(topic.inner.ring.cword(i, C_OWNER).load(Ordering::SeqCst)),
+                SLOT_FREE | SLOT_JOINING
+            )
+    })
+}
+
+/// Park the named subscriber `name`, which no process has attached, for a reader that
+/// replays it from the store: create it at `pos` if the name is new (else keep its
+/// position), and mark it evicted, so that its position, which the ring no longer
+/// holds, does not hold producers back. Returns its slot and position.
+///
+/// The position stays where a later [`SubscriberBuilder::open`] with the name resumes;
+/// [`move_parked`] advances it.
+pub(crate) fn park_named<E: Payload>(
+    topic: &Topic<E>,
+    name: &str,
+    pos: u64,
+) -> Result<(usize, u64), AttachError> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(AttachError::InvalidName(name.to_string()));
+    }
+    let ring = &topic.inner.ring;
+    let parked = owner(0, 0, SLOT_EVICTED);
+    if let Some(i) = named_slot(topic, name) {
+        let ow = ring.cword(i, C_OWNER);
+        let o = ow.load(Ordering::SeqCst);
+        match owner_state(o) {
+            SLOT_EVICTED | SLOT_DETACHED => {
+                if ow
+                    .compare_exchange(o, parked, Ordering::SeqCst, Ordering::Relaxed)
+                    .is_err()
+                {
+                    return Err(AttachError::NameInUse(name.to_string()));
+                }
+                // Resume after the last record handed out (see `open`): its progress,
+                // never behind the released position. Both words then hold it.
+                let at = ring
+                    .cword(i, C_POSITION)
+                    .load(Ordering::SeqCst)
+                    .max(ring.cword(i, C_PROGRESS).load(Ordering::SeqCst));
+                ring.cword(i, C_POSITION).store(at, Ordering::SeqCst);
+                ring.cword(i, C_PROGRESS).store(at, Ordering::SeqCst);
+                return Ok((i, at));
+            }
+            _ => return Err(AttachError::NameInUse(name.to_string())),
+        }
+    }
+    for i in 0..MAX_CONSUMERS {
+        let ow = ring.cword(i, C_OWNER);
+        if ow.load(Ordering::Relaxed) == SLOT_FREE
+            && ow
+                .compare_exchange(
+                    SLOT_FREE,
+                    my_owner(SLOT_JOINING),
+                    Ordering::SeqCst,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            write_name(topic, i, C_FLAG_NAMED, name.as_bytes());
+            ring.cword(i, C_POSITION).store(pos, Ordering::SeqCst);
+            ring.cword(i, C_PROGRESS).store(pos, Ordering::SeqCst);
+            ring.cword(i, C_HEARTBEAT)
+                .store(crate::os::now_ns(), Ordering::Relaxed);
+            ow.store(parked, Ordering::SeqCst);
+            return Ok((i, pos));
+        }
+    }
+    Err(AttachError::TooManySubscribers)
+}
+
+/// Move the parked named subscriber in `slot` from position `from` to `to`. False if
+/// a process attached it meanwhile or its position moved.
+pub(crate) fn move_parked<E: Payload>(topic: &Topic<E>, slot: usize, from: u64, to: u64) -> bool {
+    let ring = &topic.inner.ring;
+    if owner_state(ring.cword(slot, C_OWNER).load(Ordering::SeqCst)) != SLOT_EVICTED {
+        return false;
+    }
+    if ring
+        .cword(slot, C_POSITION)
+        .compare_exchange(from, to, Ordering::SeqCst, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    ring.cword(slot, C_PROGRESS).store(to, Ordering::SeqCst);
+    // An attach that raced with the move must see the new position or fail us.
+    owner_state(ring.cword(slot, C_OWNER).load(Ordering::SeqCst)) == SLOT_EVICTED
 }
 
 fn write_name<E: Payload>(topic: &Topic<E>, slot: usize, flags: u32, name: &[u8]) {
@@ -443,6 +550,11 @@ impl<E: Payload> Subscriber<E> {
             return Err(RecvError::Evicted);
         }
         Ok(())
+    }
+
+    /// Whether a producer evicted this subscriber (its slot is no longer its own).
+    pub(crate) fn is_evicted(&self) -> bool {
+        self.check_evicted().is_err()
     }
 
     /// Commit-word polls between two rounds of the idle bookkeeping in `next`.

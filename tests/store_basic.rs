@@ -360,9 +360,15 @@ fn injected_crash_mid_write_then_recovery_keeps_every_committed_record() {
         let rec =
             Recorder::spawn_with(&topic, &d.store, cfg, Box::new(PwriteStorage::new())).unwrap();
         let report = format!("{}", rec.recovery());
+        // The crashed tail is continued, or removed if nothing in it was committed.
+        let removed_tail = rec
+            .recovery()
+            .removed
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "seg"));
         assert!(
-            !rec.recovery().sealed.is_empty(),
-            "recovery should seal the tail: {report}"
+            rec.recovery().continued.is_some() || removed_tail,
+            "the restarted recorder should continue the unsealed tail: {report}"
         );
         let end = topic.tail();
         assert!(rec.wait_persisted(end, Duration::from_secs(30)), "{report}");
@@ -495,27 +501,41 @@ fn truncated_bitflipped_and_zeroed_files_give_errors_or_repair_never_panic() {
         }
     }
 
-    // A bit flip inside a record of a middle segment: verification names file and offset.
+    // A bit flip inside a record of a middle segment: verification names file and the
+    // offset of the checksummed run that holds it.
     fresh(&work);
     let mid = work.join(segs[1].path.file_name().unwrap());
+    let flip = 64 + 64 * 3 + 40; // payload of the fourth record
+    let run_at = {
+        let r = SegmentReader::open(&mid).unwrap();
+        let runs = r.index();
+        runs[runs.partition_point(|e| e.offset <= flip) - 1].offset
+    };
     let mut b = std::fs::read(&mid).unwrap();
-    b[64 + 64 * 3 + 40] ^= 1; // payload of the fourth record
+    b[flip as usize] ^= 1;
     std::fs::write(&mid, &b).unwrap();
     let checks = verify_topic(&work).unwrap();
     match &checks[1].error {
         Some(StoreError::Corrupt { path, offset, what }) => {
             assert_eq!(path, &mid);
-            assert_eq!(*offset, 64 + 64 * 3, "{what}");
+            assert_eq!(*offset, run_at, "{what}");
+            assert!(what.contains("checksum"), "{what}");
         }
         other => panic!("expected a corrupt record, got {other:?}"),
     }
 
-    // The last segment unsealed with a torn record: recovery keeps the valid prefix.
+    // The last segment unsealed with a torn record: recovery keeps the valid prefix,
+    // every run before the one holding the torn record.
     fresh(&work);
     let last = work.join(segs.last().unwrap().path.file_name().unwrap());
     let r = SegmentReader::open(&last).unwrap();
     let count = r.summary().count;
     let data_end = r.summary().data_end;
+    let last_run = *r.index().last().unwrap();
+    let in_last_run = r
+        .iter()
+        .filter(|x| x.as_ref().unwrap().offset >= last_run.offset)
+        .count();
     drop(r);
     let mut b = std::fs::read(&last).unwrap();
     b.truncate(data_end as usize);
@@ -524,11 +544,11 @@ fn truncated_bitflipped_and_zeroed_files_give_errors_or_repair_never_panic() {
     std::fs::write(&last, &b).unwrap();
     let rep = recover_topic(&work, &[], false).unwrap();
     assert_eq!(rep.truncated.len(), 1, "{rep}");
-    assert_eq!(rep.truncated[0].1, data_end - 64);
+    assert_eq!(rep.truncated[0].1, last_run.offset);
     let r = SegmentReader::open(&last).unwrap();
     assert!(r.sealed());
-    assert_eq!(r.summary().count, count - 1);
-    assert_eq!(read_store(&work).len(), total - 1);
+    assert_eq!(r.summary().count, count - in_last_run as u64);
+    assert_eq!(read_store(&work).len(), total - in_last_run);
 }
 
 #[test]
@@ -643,4 +663,73 @@ fn every_fsync_policy_records_everything() {
         assert_eq!(stats.errors, 0, "{fsync:?}");
     }
     check_exactly_once(&read_store(&d.topic_dir("t")), 1, total);
+}
+
+/// Producers evict a recorder whose writes are failing and overwrite the ring memory
+/// its pending writes read from. When the storage comes back, those writes complete
+/// with overwritten bytes: the recorder must not commit them, must cut the segment
+/// back to its last commit, and (with `accept_loss`) go on after the loss, leaving a
+/// store in which every run verifies.
+#[test]
+fn evicted_recorder_cuts_uncommitted_writes_back_to_its_last_commit() {
+    let d = Dirs::new("evict");
+    let topic = d
+        .bus()
+        .topic("t")
+        .capacity(1 << 14)
+        .consumer_timeout(Duration::from_millis(300))
+        .open_or_create()
+        .unwrap();
+    let ctl = Arc::new(FaultControl::default());
+    let cfg = RecorderConfig {
+        retry_interval: Duration::from_millis(5),
+        accept_loss: true,
+        ..config(1 << 20)
+    };
+    let rec = Recorder::spawn_with(
+        &topic,
+        &d.store,
+        cfg,
+        Box::new(FaultStorage::new(ctl.clone())),
+    )
+    .unwrap();
+    let end = publish(&topic, 0, 0..100);
+    assert!(rec.wait_persisted(end, Duration::from_secs(30)));
+    ctl.enospc.store(true, Ordering::SeqCst);
+    // The recorder takes a batch it cannot write; the ring fills, the producer is
+    // blocked by the recorder, evicts it after the timeout and laps its batch.
+    let end2 = publish(&topic, 0, 100..3000);
+    assert!(topic.stats().evictions > 0, "the recorder was not evicted");
+    assert_eq!(
+        rec.persisted(),
+        end,
+        "committed while its writes were failing"
+    );
+    ctl.enospc.store(false, Ordering::SeqCst);
+    assert!(
+        rec.wait_persisted(end2, Duration::from_secs(30)),
+        "the recorder did not resume after its eviction"
+    );
+    let errors = rec.take_errors();
+    assert!(
+        errors
+            .iter()
+            .any(|e| matches!(e, StoreError::Recv(shmbus::RecvError::Evicted))),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| matches!(e, StoreError::Discontinuity { .. })),
+        "{errors:?}"
+    );
+    rec.stop().unwrap();
+    // Every run verifies (read_store checks them), the first 100 records are there,
+    // then one jump (the records lost while it was evicted), then the rest in order.
+    let recs = read_store(&d.topic_dir("t"));
+    let seqs: Vec<u64> = recs.iter().map(|r| r.2).collect();
+    assert_eq!(&seqs[..100], &(0..100).collect::<Vec<_>>()[..]);
+    let resumed = seqs[100];
+    assert!(resumed > 100, "nothing was lost?");
+    assert_eq!(&seqs[100..], &(resumed..3000).collect::<Vec<_>>()[..]);
 }

@@ -7,23 +7,33 @@
 //! ```text
 //! <store>/<topic>/.lock                      flock held by the one recorder
 //! <store>/<topic>/<base position:020>.seg    a segment (see [`segment`])
-//! <store>/<topic>/<base position:020>.idx    its sparse index (see [`index`])
+//! <store>/<topic>/<base position:020>.idx    its index of checksummed runs (see [`index`])
 //! <store>/<topic>/.next.prep                 the next segment, preallocated ahead
+//! <store>/<topic>/.replay-<hex name>.lock    flock held by a named replay
 //! ```
 //!
 //! A segment holds the topic's records byte for byte as they were in the ring (header
-//! and payload, 64-byte aligned), except that the header's reserved word carries the
-//! record's crc32c. Positions in the headers are the ring positions, so a reader maps a
-//! position to a file offset with the index and a short scan.
+//! and payload, 64-byte aligned; the ring's padding and gap records are left out). The
+//! recorder writes them straight from the ring mapping, with no copy (except for lossy
+//! topics, see [`recorder`]). Positions in the headers are the ring positions, so a
+//! reader maps a position to a file offset with the index and a short scan.
 //!
-//! # What is lossless
+//! # Checksums
 //!
-//! The [`Recorder`] is a named subscriber whose published position
-//! moves only once the records before it are written (and, with
-//! [`Fsync::EveryBatch`], synced). In a reliable topic producers never
-//! overwrite a record the recorder has not persisted, so a crash of the recorder's
-//! process loses nothing committed: its successor resumes at the end of what is on
-//! disk. What a power failure can lose depends on the [`Fsync`] policy.
+//! The records carry no checksum of their own. The index of a segment is a list of
+//! **runs** (stretches of records with consecutive positions, at most 4 KiB by
+//! default, closed at the end of every written batch) with the crc32c of each; a sealed
+//! segment's footer also has the crc32c of all its data. A reader checks a run the
+//! first time it reads a record in it; recovery keeps an unsealed segment's runs up to
+//! the first that does not verify, and checks the structure of every record as well
+//! (commit word `position | committed`, length within the run, consecutive positions).
+//!
+//! # Named subscribers resume from the store
+//!
+//! A named subscriber that was evicted or away for long gets
+//! [`AttachError::PositionLost`] from the ring. [`Replay::named`] resumes it from the
+//! segments at its durable position and then attaches it to the live ring, with no gap
+//! and no duplicate, keeping its durable position up to date all along.
 //!
 //! # Examples
 //!

@@ -4,16 +4,52 @@
 //! # Pipeline
 //!
 //! Records are received (manual commit: the position in the ring does not move on
-//! receive) and copied once, straight from the ring mapping, into a staging buffer,
-//! stamping each record's crc32c on the way (so writes are not issued from the
-//! mapping itself; the copy runs at memory speed). The buffer is written in chunks of
-//! [`RecorderConfig::write_size`] through a [`Storage`] backend, up to
-//! [`RecorderConfig::max_in_flight`] at once. Writes may complete out of order; the
-//! position is committed to the end of the longest prefix of completed writes. A
-//! failed write (EIO, ENOSPC, ...) is reported to the owner through
-//! [`RecorderHandle::take_errors`] and retried every [`RecorderConfig::retry_interval`];
-//! meanwhile nothing new is received, and in a reliable topic the ring keeps every
-//! unpersisted record (producers wait once it is full).
+//! receive) and written byte for byte **straight from the ring mapping**: a batch of
+//! up to [`RecorderConfig::write_size`] bytes is one write whose source is the mapped
+//! ring memory, or two where the ring wraps (or where a padding or gap record, which is
+//! not stored, splits it). No record is copied. This is sound because in a reliable
+//! topic producers cannot overwrite a record until the recorder commits past it, and
+//! it commits only once the writes are complete; and because a completed write is
+//! trusted only if the recorder was not evicted meanwhile (an evicted recorder rolls
+//! the segment back to its last commit, see below).
+//!
+//! The one copy left is for **lossy** topics: producers there never wait, so a record
+//! can be overwritten while a write reads it; the subscriber copies and re-validates
+//! each record, and the recorder writes that copy.
+//!
+//! Checksums are not in the records: while reading a record's bytes for its batch,
+//! the recorder computes the crc32c of each run (see [`super::index`]) and writes the
+//! runs' index entries with the batch. Writes go through a [`Storage`] backend, up to
+//! [`RecorderConfig::max_in_flight`] at once, and may complete out of order; the
+//! position is committed to the end of the longest prefix of completed batches (data
+//! and index entries both written). A failed write (EIO, ENOSPC, ...) is reported to
+//! the owner through [`RecorderHandle::take_errors`] and retried every
+//! [`RecorderConfig::retry_interval`]; meanwhile nothing new is received, and in a
+//! reliable topic the ring keeps every unpersisted record (producers wait once it is
+//! full).
+//!
+//! A recorder **evicted** while writes were in flight (a producer declared it stuck)
+//! cannot trust them: producers may have overwritten the ring memory they read. It
+//! waits for them, cuts the segment and its index back to the last commit, and
+//! attaches again at the position after it ([`StoreError::Discontinuity`] if the ring
+//! no longer holds it).
+//!
+//! # Waiting
+//!
+//! The recorder never sleeps on the topic's futex: a subscriber asleep there makes
+//! every publish pay a wake-up system call, which would put the recorder in the
+//! publishers' latency. Once caught up it looks at the ring again after 50 µs sleeps
+//! (rather than polling the next record's commit word, a cache line the publisher is
+//! about to write), and after about 10 ms of idleness it waits in its subscriber with
+//! [`Wait::Backoff`] (spin, yield, then sleeps of up to 1 ms). Idle, it wakes about a
+//! thousand times a second; a record waits at most about a sleep before it is taken.
+//!
+//! # Restart
+//!
+//! A recorder that was killed leaves its segment unsealed. The next one recovers it
+//! (keeps the runs that verify) and **continues that segment** until it reaches
+//! [`RecorderConfig::segment_size`]; a recorder that was stopped sealed its segment, and
+//! the next one starts a new segment.
 //!
 //! # Durability ([`Fsync`])
 //!
@@ -25,9 +61,13 @@
 //! - [`Fsync::Never`]: everything the kernel had not yet written back (typically up to
 //!   30 s), and possibly segments whose directory entries were not yet written.
 //! - [`Fsync::Interval`]: at most the last interval's records.
-//! - [`Fsync::EveryBatch`]: nothing the recorder committed: each batch is synced before
-//!   its position is committed, so the ring still holds anything not yet on stable
-//!   storage (but the ring itself, in `/dev/shm`, does not survive a power failure).
+//! - [`Fsync::EveryBatch`]: nothing the recorder committed: each batch (data and index
+//!   entries) is synced before its position is committed, so the ring still holds
+//!   anything not yet on stable storage (but the ring itself, in `/dev/shm`, does not
+//!   survive a power failure).
+//!
+//! Data and index are synced together, so what survives a power failure is always
+//! covered by checksums; recovery cuts whatever a torn batch left.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -38,14 +78,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::index::{self, IndexEntry};
-use super::recovery::{recover_topic, RecoveryReport};
+use super::recovery::{recover, OpenTail, RecoveryReport};
 use super::retention::{apply_retention, Retention};
 use super::segment::{self, encode_record, Summary, FOOTER_SIZE, SEG_HEADER, TRAILER_SIZE};
-use super::storage::{default_storage, Completion, Storage, Write};
+use super::storage::{default_storage, Completion, Mapped, Source, Storage, Write};
 use super::{io_err, StoreError};
 use crate::bus::{Bus, Payload, Raw, Topic};
 use crate::error::{AttachError, RecvError};
+use crate::layout::Mode;
 use crate::subscriber::{Start, Subscriber};
+use crate::wait::Wait;
 
 /// When the recorder syncs segment data to stable storage. See the [module
 /// docs](self) for what each policy can lose.
@@ -67,13 +109,14 @@ pub struct RecorderConfig {
     /// Segment size: a segment is sealed before a record would take it past this.
     /// Default 64 MiB.
     pub segment_size: u64,
-    /// Bytes per write (default 256 KiB).
+    /// Bytes per batch: a batch is written (from the ring) once it reaches this size,
+    /// or when nothing more is ready (default 256 KiB).
     pub write_size: usize,
     /// Writes in flight at once (default 8).
     pub max_in_flight: usize,
     /// Sync policy (default every second).
     pub fsync: Fsync,
-    /// Bytes between index entries (default 4 KiB).
+    /// Longest run of records one index entry (and checksum) covers (default 4 KiB).
     pub index_interval: u64,
     /// How long to wait before retrying a failed write (default 50 ms).
     pub retry_interval: Duration,
@@ -125,6 +168,10 @@ pub struct RecorderStats {
 }
 
 const MAX_KEPT_ERRORS: usize = 1024;
+/// How long an idle recorder sleeps between looks at the ring, and how many such
+/// sleeps before it waits in the subscriber instead.
+const IDLE_SLEEP: Duration = Duration::from_micros(50);
+const IDLE_SLEEPS: u32 = 200;
 
 struct Shared {
     stop: AtomicBool,
@@ -168,12 +215,17 @@ impl std::fmt::Debug for RecorderHandle {
     }
 }
 
-struct Lock {
+/// An exclusive `flock`, released when dropped (or when the process dies).
+pub(crate) struct Lock {
     _file: File,
 }
 
 fn lock(dir: &Path) -> Result<Lock, StoreError> {
-    let path = dir.join(".lock");
+    lock_file(dir.join(".lock"))
+}
+
+/// Take the exclusive lock of file `path` (created if missing) without waiting.
+pub(crate) fn lock_file(path: PathBuf) -> Result<Lock, StoreError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -245,7 +297,7 @@ impl Recorder {
         std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create store directory"))?;
         let lock = lock(&dir)?;
         let schema = topic.schema().map(|s| s.encode()).unwrap_or_default();
-        let report = recover_topic(&dir, &schema, config.fsync != Fsync::Never)?;
+        let report = recover(&dir, &schema, config.fsync != Fsync::Never, true)?;
         // The thread works on a raw view of the same ring.
         let bus_dir = topic
             .path()
@@ -265,8 +317,10 @@ impl Recorder {
             storage: storage.name(),
         });
         let meta = topic.meta();
+        let keep: Arc<dyn Send + Sync> = raw.inner.clone();
+        let lossy = raw.mode() == Mode::Lossy;
         let mut rec = Rec {
-            sub,
+            sub: Some(sub),
             topic: raw,
             store: store.as_ref().to_path_buf(),
             dir: dir.clone(),
@@ -278,11 +332,18 @@ impl Recorder {
             fingerprint: meta.fingerprint,
             seg: None,
             prep: None,
-            staging: Vec::new(),
-            staging_off: 0,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            batch_records: 0,
+            batch_payload: 0,
+            run: None,
             staging_commit: None,
             idx_staging: Vec::new(),
             scratch: Vec::new(),
+            keep,
+            lossy,
+            committed: Mark::empty(0),
+            unsynced_mark: None,
             seq: 0,
             order: VecDeque::new(),
             retry: Vec::new(),
@@ -293,8 +354,12 @@ impl Recorder {
             unsynced_commit: None,
             last_retention: Instant::now(),
             spare: Vec::new(),
+            idle_streak: 0,
             _lock: lock,
         };
+        if let Some(tail) = &report.tail {
+            rec.continue_segment(tail)?;
+        }
         let thread = std::thread::Builder::new()
             .name(format!("shmbus-rec-{}", topic.name()))
             .spawn(move || {
@@ -330,6 +395,9 @@ fn attach(
         .subscriber()
         .named(&cfg.name)
         .manual_commit(true)
+        // Poll with a backoff (up to 1 ms sleeps) rather than sleep on the futex: a
+        // sleeping subscriber makes every publisher pay a wake-up system call.
+        .wait(Wait::Backoff)
         .start(start)
         .accept_loss(accept_loss)
         .open();
@@ -451,19 +519,47 @@ struct Seg {
     idx_file: File,
     idx_len: u64,
     sum: Summary,
-    last_entry: Option<u64>,
 }
 
-/// One write in submission order: its tag, the position it lets us commit, whether done.
+/// The state of the current segment as of a commit: what a rollback returns to.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    base: u64,
+    idx_len: u64,
+    sum: Summary,
+}
+
+impl Mark {
+    fn empty(base: u64) -> Mark {
+        Mark {
+            base,
+            idx_len: index::IDX_HEADER as u64,
+            sum: Summary::new(),
+        }
+    }
+}
+
+/// One write in submission order: its tag, the position it lets us commit (with the
+/// segment's state then), whether done.
 struct Pending {
     tag: u64,
-    commit: Option<u64>,
+    commit: Option<(u64, Mark)>,
     done: bool,
     path: PathBuf,
 }
 
+/// A contiguous part of a batch: one write.
+enum Extent {
+    /// `len` bytes of the ring mapping at address `ptr`.
+    Mapped { ptr: usize, len: usize, off: u64 },
+    /// Copied records (lossy topics).
+    Owned { buf: Vec<u8>, off: u64 },
+}
+
 struct Rec {
-    sub: Subscriber<Raw>,
+    /// Always `Some`, except while an evicted subscriber is replaced (the old one must
+    /// be dropped before the new one takes the slot, or its drop would detach it).
+    sub: Option<Subscriber<Raw>>,
     topic: Topic<Raw>,
     store: PathBuf,
     dir: PathBuf,
@@ -475,11 +571,23 @@ struct Rec {
     fingerprint: u64,
     seg: Option<Seg>,
     prep: Option<(File, PathBuf)>,
-    staging: Vec<u8>,
-    staging_off: u64,
+    /// The batch being gathered, and its size.
+    batch: Vec<Extent>,
+    batch_bytes: usize,
+    /// Records and payload bytes in the batch (counted in the stats once written).
+    batch_records: u64,
+    batch_payload: u64,
+    /// The run being gathered (`crc` not yet set).
+    run: Option<IndexEntry>,
     staging_commit: Option<u64>,
     idx_staging: Vec<u8>,
     scratch: Vec<u8>,
+    /// Keeps the ring mapping alive while writes read from it.
+    keep: Arc<dyn Send + Sync>,
+    lossy: bool,
+    /// The current segment as of the last commit.
+    committed: Mark,
+    unsynced_mark: Option<Mark>,
     seq: u64,
     order: VecDeque<Pending>,
     retry: Vec<Write>,
@@ -490,12 +598,16 @@ struct Rec {
     unsynced_commit: Option<u64>,
     last_retention: Instant,
     spare: Vec<Vec<u8>>,
+    /// Consecutive idle sleeps.
+    idle_streak: u32,
     _lock: Lock,
 }
 
 /// Why the loop gave up.
 enum Halt {
     Stop,
+    /// The subscriber was evicted with writes not yet committed.
+    Evicted,
     Fatal(StoreError),
 }
 
@@ -514,14 +626,20 @@ impl Rec {
         let r = self.main_loop();
         match r {
             Ok(()) | Err(Halt::Stop) => {}
+            Err(Halt::Evicted) => {
+                self.abandon_uncommitted()?;
+                return Ok(());
+            }
             Err(Halt::Fatal(e)) => return Err(e),
         }
         // Stopping: write what we have, then seal, giving up if writes keep failing.
         if self.flush().is_ok() && self.drain(true).is_ok() {
             self.try_commit();
             if self.seg.is_some() {
-                if let Err(Halt::Fatal(e)) = self.seal() {
-                    return Err(e);
+                match self.seal() {
+                    Err(Halt::Fatal(e)) => return Err(e),
+                    Err(Halt::Evicted) => self.abandon_uncommitted()?,
+                    _ => {}
                 }
             }
         }
@@ -544,60 +662,81 @@ impl Rec {
                 continue;
             }
             self.try_commit();
-            let idle = self.staging.is_empty() && self.storage.in_flight() == 0;
-            let got = if idle {
-                self.sub.recv_bytes_timeout(Duration::from_millis(20))
-            } else {
-                self.sub.try_recv_bytes()
+            let idle = self.batch.is_empty() && self.storage.in_flight() == 0;
+            let Some(sub) = self.sub.as_mut() else {
+                return Err(Halt::Fatal(StoreError::Stopped(
+                    "the recorder lost its subscriber".into(),
+                )));
             };
-            match got {
+            // Caught up: look again after a short sleep rather than poll the next
+            // record's commit word, which the publisher is about to write (polling it
+            // makes every publish pay for taking the cache line back). After a while
+            // of idleness, wait in the subscriber (which also turns a dead producer's
+            // abandoned claim into a gap).
+            let long_idle = idle && self.idle_streak >= IDLE_SLEEPS;
+            let got = if long_idle {
+                self.idle_streak = 0;
+                sub.recv_bytes_timeout(Duration::from_millis(20))
+            } else {
+                sub.try_recv_bytes()
+            };
+            if !matches!(got, Ok(None)) {
+                self.idle_streak = 0;
+            }
+            let r = match got {
                 Ok(Some(ev)) => {
                     let (pos, ts, next) = (ev.position(), ev.timestamp(), ev.next_position());
-                    self.scratch.clear();
-                    encode_record(&mut self.scratch, pos, ts, ev.type_id(), ev.bytes());
                     let len = ev.bytes().len() as u64;
-                    self.accept(pos, ts, next, len)?;
+                    if self.lossy {
+                        // Lossy: the subscriber copied and re-validated the payload;
+                        // write that copy (the ring may be overwritten at any time).
+                        self.scratch.clear();
+                        encode_record(&mut self.scratch, pos, ts, ev.type_id(), ev.bytes());
+                    }
+                    self.accept(pos, ts, next, len)
+                }
+                Ok(None) if idle && !long_idle => {
+                    self.idle_streak += 1;
+                    std::thread::sleep(IDLE_SLEEP);
+                    self.maybe_sync();
+                    self.maybe_retention();
+                    Ok(())
                 }
                 Ok(None) => {
-                    self.flush()?;
+                    // Caught up. Write the batch now if nothing is in flight; else let
+                    // it grow until a write completes (small writes would cap the
+                    // bandwidth at one record per write's latency).
+                    if self.storage.in_flight() == 0 {
+                        self.flush()?;
+                    }
                     if self.storage.in_flight() > 0 {
                         // Nothing to receive: wait for a write instead of spinning.
                         self.pump(true)?;
                     }
                     self.maybe_sync();
                     self.maybe_retention();
+                    Ok(())
                 }
-                Err(e) => self.recv_failed(e)?,
+                Err(e) => self.recv_failed(e),
+            };
+            match r {
+                Ok(()) => {}
+                Err(Halt::Evicted) => self.evicted()?,
+                Err(h) => return Err(h),
             }
-            if self.staging.len() >= self.cfg.write_size {
+            if self.batch_bytes >= self.cfg.write_size {
                 self.flush()?;
             }
             while self.storage.in_flight() >= self.cfg.max_in_flight {
                 self.pump(true)?;
             }
-            self.maybe_sync();
         }
     }
 
+    /// What to do about a receive error (errors that can wait are only reported).
     fn recv_failed(&mut self, e: RecvError) -> Result<(), Halt> {
         match e {
-            RecvError::Evicted => {
-                self.shared.report(StoreError::Recv(RecvError::Evicted));
-                // Write out what we hold, then take our slot back where we committed.
-                self.flush()?;
-                self.drain(false)?;
-                self.try_commit();
-                let end = self.shared.persisted.load(Ordering::Acquire);
-                let (sub, _) = attach(&self.topic, &self.cfg, Some(end), self.cfg.accept_loss)?;
-                if sub.position() != end {
-                    self.shared.report(StoreError::Discontinuity {
-                        stored_end: end,
-                        resume: sub.position(),
-                    });
-                }
-                self.sub = sub;
-                Ok(())
-            }
+            RecvError::Evicted => Err(Halt::Evicted),
             RecvError::Lagged { .. } => {
                 self.shared.report(StoreError::Recv(e));
                 Ok(())
@@ -610,17 +749,93 @@ impl Rec {
         }
     }
 
-    /// Take the record now in `scratch`.
+    /// Evicted: trust nothing written since the last commit (producers may have
+    /// overwritten the ring memory those writes read), cut it off, and take our slot
+    /// back where we committed.
+    fn evicted(&mut self) -> Result<(), Halt> {
+        self.shared.report(StoreError::Recv(RecvError::Evicted));
+        self.abandon_uncommitted()?;
+        let end = self.shared.persisted.load(Ordering::Acquire);
+        // Let the evicted subscriber go first: its drop would detach a successor that
+        // took the same slot.
+        self.sub = None;
+        let (sub, _) = attach(&self.topic, &self.cfg, Some(end), self.cfg.accept_loss)?;
+        if sub.position() != end {
+            self.shared.report(StoreError::Discontinuity {
+                stored_end: end,
+                resume: sub.position(),
+            });
+        }
+        self.sub = Some(sub);
+        Ok(())
+    }
+
+    /// Drop the batch being gathered, wait for the writes in flight without committing
+    /// them, and cut the current segment back to its last commit.
+    fn abandon_uncommitted(&mut self) -> Result<(), StoreError> {
+        self.batch.clear();
+        self.batch_bytes = 0;
+        self.batch_records = 0;
+        self.batch_payload = 0;
+        self.run = None;
+        self.idx_staging.clear();
+        self.staging_commit = None;
+        // The writes may keep failing: give up on them (they are discarded anyway).
+        let mut out = Vec::new();
+        while self.storage.in_flight() > 0 {
+            if self.storage.reap(1, &mut out).is_err() {
+                break;
+            }
+            out.clear();
+        }
+        self.retry.clear();
+        self.order.clear();
+        self.unsynced_commit = None;
+        self.unsynced_mark = None;
+        let Some(seg) = self.seg.as_mut() else {
+            return Ok(());
+        };
+        let m = if self.committed.base == seg.base {
+            self.committed
+        } else {
+            Mark::empty(seg.base)
+        };
+        if m.sum.count == 0 {
+            let (p, ip) = (seg.path.clone(), seg.idx_path.clone());
+            self.seg = None;
+            std::fs::remove_file(&p).map_err(io_err(&p, "remove segment"))?;
+            let _ = std::fs::remove_file(&ip);
+            return Ok(());
+        }
+        seg.file
+            .set_len(m.sum.data_end)
+            .map_err(io_err(&seg.path, "cut segment back to its last commit"))?;
+        seg.idx_file
+            .set_len(m.idx_len)
+            .map_err(io_err(&seg.idx_path, "cut index back to its last commit"))?;
+        seg.sum = m.sum;
+        seg.idx_len = m.idx_len;
+        let fd = seg.file.as_raw_fd();
+        if let Err(e) = self.storage.allocate(fd, self.cfg.segment_size) {
+            let p = seg.path.clone();
+            self.shared.report(io_err(&p, "preallocate segment")(e));
+        }
+        Ok(())
+    }
+
+    /// Take the record at `pos` (just received; in `scratch` for a lossy topic).
     fn accept(&mut self, pos: u64, ts: u64, next: u64, len: u64) -> Result<(), Halt> {
         if pos < self.skip_below {
             // Already stored by the previous recorder.
-            if self.order.is_empty() && self.staging.is_empty() {
-                self.sub.commit_to(next);
+            if self.order.is_empty() && self.batch.is_empty() {
+                if let Some(sub) = self.sub.as_mut() {
+                    sub.commit_to(next);
+                }
                 self.shared.persisted.store(next, Ordering::Release);
             }
             return Ok(());
         }
-        let size = self.scratch.len() as u64;
+        let size = next - pos;
         let reserve = (FOOTER_SIZE + TRAILER_SIZE + self.schema.len()) as u64;
         let full = self.seg.as_ref().is_some_and(|s| {
             s.sum.count > 0 && s.sum.data_end + size + reserve > self.cfg.segment_size
@@ -631,63 +846,136 @@ impl Rec {
         if self.seg.is_none() {
             self.open_segment(pos)?;
         }
+        let mapped = if self.lossy {
+            None
+        } else {
+            let ring = &self.topic.inner.ring;
+            // SAFETY: the record at `pos` is committed (we just received it) and lies
+            // inside the data region (a record never straddles its end). In a reliable
+            // topic our published position, which stays at or before `pos` until the
+            // write of this batch completes, keeps producers off it; that we were not
+            // evicted meanwhile is checked before the batch is committed.
+            let b = unsafe { ring.mem.data_slice(ring.data_off(pos), size as usize) };
+            Some(b.as_ptr() as usize)
+        };
+        let contiguous = match (self.batch.last(), mapped) {
+            (Some(Extent::Mapped { ptr, len, .. }), Some(p)) => ptr + len == p,
+            (Some(Extent::Owned { .. }), None) => true,
+            _ => false,
+        };
+        let interval = self.cfg.index_interval;
+        let split = self.run.as_ref().is_some_and(|r| {
+            r.position + r.len as u64 != pos
+                || r.len as u64 >= interval
+                || r.len as u64 + size > u32::MAX as u64
+                || !contiguous
+        });
+        if split {
+            self.close_run();
+        }
         let Some(seg) = self.seg.as_mut() else {
             unreachable!("opened above")
         };
         let off = seg.sum.data_end;
-        if seg
-            .last_entry
-            .is_none_or(|l| off - l >= self.cfg.index_interval)
-        {
-            index::encode_entries(
-                &mut self.idx_staging,
-                &[IndexEntry::new(pos, off, seg.sum.max_ts)],
-            );
-            seg.last_entry = Some(off);
+        let run = self.run.get_or_insert(IndexEntry {
+            position: pos,
+            offset: off,
+            max_ts_before: seg.sum.max_ts,
+            len: 0,
+            data_crc: 0,
+            crc: 0,
+            reserved: 0,
+        });
+        let bytes: &[u8] = match mapped {
+            // SAFETY: as for `data_slice` above; the mapping lives as long as `self.topic`.
+            Some(p) => unsafe { std::slice::from_raw_parts(p as *const u8, size as usize) },
+            None => &self.scratch,
+        };
+        run.data_crc = crc32c::crc32c_append(run.data_crc, bytes);
+        run.len += size as u32;
+        match (self.batch.last_mut(), mapped) {
+            (Some(Extent::Mapped { len, .. }), Some(_)) if contiguous => *len += size as usize,
+            (Some(Extent::Owned { buf, .. }), None) => buf.extend_from_slice(bytes),
+            (_, Some(p)) => self.batch.push(Extent::Mapped {
+                ptr: p,
+                len: size as usize,
+                off,
+            }),
+            (_, None) => {
+                let mut buf = self.spare.pop().unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(bytes);
+                self.batch.push(Extent::Owned { buf, off });
+            }
         }
-        if self.staging.is_empty() {
-            self.staging_off = off;
-        }
-        self.staging.extend_from_slice(&self.scratch);
-        seg.sum.add(pos, ts, &self.scratch);
+        seg.sum.add(pos, ts, size);
+        self.batch_bytes += size as usize;
         self.staging_commit = Some(next);
-        self.shared.records.fetch_add(1, Ordering::Relaxed);
-        self.shared.bytes.fetch_add(len, Ordering::Relaxed);
+        self.batch_records += 1;
+        self.batch_payload += len;
         Ok(())
     }
 
-    fn buffer(&mut self) -> Vec<u8> {
-        let mut b = self.spare.pop().unwrap_or_default();
-        b.clear();
-        b.reserve(self.cfg.write_size + 4096);
-        b
+    /// Close the run being gathered: stage its index entry.
+    fn close_run(&mut self) {
+        let Some(r) = self.run.take() else { return };
+        let e = IndexEntry::new(r.position, r.offset, r.max_ts_before, r.len, r.data_crc);
+        index::encode_entries(&mut self.idx_staging, &[e]);
+        if let Some(seg) = self.seg.as_mut() {
+            seg.sum.add_crc(e.data_crc, e.len as u64);
+        }
     }
 
-    /// Submit the staged records (and index entries).
+    /// Submit the batch: its extents, then its index entries, which carry the commit.
     fn flush(&mut self) -> Result<(), Halt> {
-        if self.staging.is_empty() {
+        if self.batch.is_empty() {
             return Ok(());
         }
-        let Some(seg) = self.seg.as_ref() else {
+        self.close_run();
+        let Some(seg) = self.seg.as_mut() else {
             return Ok(());
         };
         let (fd, path) = (seg.file.as_raw_fd(), seg.path.clone());
         let (ifd, ipath, ioff) = (seg.idx_file.as_raw_fd(), seg.idx_path.clone(), seg.idx_len);
-        let fresh = self.buffer();
-        let buf = std::mem::replace(&mut self.staging, fresh);
-        let commit = self.staging_commit.take();
-        self.write(fd, path, self.staging_off, buf, commit);
-        if !self.idx_staging.is_empty() {
-            let ib = std::mem::take(&mut self.idx_staging);
-            if let Some(seg) = self.seg.as_mut() {
-                seg.idx_len += ib.len() as u64;
-            }
-            self.write(ifd, ipath, ioff, ib, None);
+        let ib = std::mem::take(&mut self.idx_staging);
+        seg.idx_len += ib.len() as u64;
+        let mark = Mark {
+            base: seg.base,
+            idx_len: seg.idx_len,
+            sum: seg.sum,
+        };
+        let commit = self.staging_commit.take().map(|c| (c, mark));
+        for ext in std::mem::take(&mut self.batch) {
+            let (src, off) = match ext {
+                Extent::Mapped { ptr, len, off } => {
+                    // SAFETY: a range of the ring mapping holding committed records
+                    // that producers cannot overwrite before we commit past them (see
+                    // `accept`); `keep` keeps the mapping alive.
+                    let m = unsafe { Mapped::new(ptr as *const u8, len, self.keep.clone()) };
+                    (Source::Mapped(m), off)
+                }
+                Extent::Owned { buf, off } => (Source::Owned(buf), off),
+            };
+            self.write(fd, path.clone(), off, src, None);
         }
+        self.batch_bytes = 0;
+        let sh = &self.shared;
+        sh.records
+            .fetch_add(std::mem::take(&mut self.batch_records), Ordering::Relaxed);
+        sh.bytes
+            .fetch_add(std::mem::take(&mut self.batch_payload), Ordering::Relaxed);
+        self.write(ifd, ipath, ioff, Source::Owned(ib), commit);
         Ok(())
     }
 
-    fn write(&mut self, fd: RawFd, path: PathBuf, offset: u64, buf: Vec<u8>, commit: Option<u64>) {
+    fn write(
+        &mut self,
+        fd: RawFd,
+        path: PathBuf,
+        offset: u64,
+        src: Source,
+        commit: Option<(u64, Mark)>,
+    ) {
         let tag = self.seq;
         self.seq += 1;
         self.order.push_back(Pending {
@@ -700,7 +988,7 @@ impl Rec {
         self.submit(Write {
             fd,
             offset,
-            buf,
+            src,
             done: 0,
             tag,
         });
@@ -742,6 +1030,7 @@ impl Rec {
             self.shared.report(io_err(&self.dir, "reap completions")(e));
             std::thread::sleep(self.cfg.retry_interval);
         }
+        let completed = !out.is_empty();
         for (mut w, r) in out {
             match r {
                 Ok(n) if n > 0 || w.complete() => {
@@ -750,8 +1039,10 @@ impl Rec {
                         if let Some(p) = self.order.iter_mut().find(|p| p.tag == w.tag) {
                             p.done = true;
                         }
-                        if self.spare.len() < self.cfg.max_in_flight {
-                            self.spare.push(w.buf);
+                        if let Source::Owned(b) = w.src {
+                            if self.spare.len() < self.cfg.max_in_flight {
+                                self.spare.push(b);
+                            }
                         }
                     } else {
                         self.submit(w); // short write: the rest
@@ -777,32 +1068,58 @@ impl Rec {
         }
         while self.order.front().is_some_and(|p| p.done) {
             if let Some(Pending {
-                commit: Some(c), ..
+                commit: Some((c, m)),
+                ..
             }) = self.order.pop_front()
             {
                 self.unsynced_commit = Some(c);
+                self.unsynced_mark = Some(m);
             }
         }
         self.try_commit();
+        if completed {
+            self.maybe_sync();
+        }
         Ok(())
     }
 
-    /// Commit the completed prefix (after a sync, with [`Fsync::EveryBatch`]).
+    /// Sync the current segment's data and index.
+    fn sync_segment(&mut self) -> bool {
+        if let Some(seg) = &self.seg {
+            let r = self
+                .storage
+                .sync(seg.file.as_raw_fd())
+                .and_then(|()| self.storage.sync(seg.idx_file.as_raw_fd()));
+            if let Err(e) = r {
+                self.shared.report(io_err(&seg.path, "sync")(e));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Commit the completed prefix (after a sync, with [`Fsync::EveryBatch`]), unless
+    /// we were evicted: then the completed writes may hold overwritten bytes.
     fn try_commit(&mut self) {
         let Some(c) = self.unsynced_commit else {
             return;
         };
+        if !self.lossy && self.sub.as_ref().is_none_or(|s| s.is_evicted()) {
+            return;
+        }
         if self.cfg.fsync == Fsync::EveryBatch {
-            if let Some(seg) = &self.seg {
-                if let Err(e) = self.storage.sync(seg.file.as_raw_fd()) {
-                    self.shared.report(io_err(&seg.path, "sync")(e));
-                    return;
-                }
+            if !self.sync_segment() {
+                return;
             }
             self.dirty = false;
         }
         self.unsynced_commit = None;
-        self.sub.commit_to(c);
+        if let Some(m) = self.unsynced_mark.take() {
+            self.committed = m;
+        }
+        if let Some(sub) = self.sub.as_mut() {
+            sub.commit_to(c);
+        }
         self.shared.persisted.store(c, Ordering::Release);
     }
 
@@ -831,11 +1148,8 @@ impl Rec {
         if !self.dirty || self.last_sync.elapsed() < every {
             return;
         }
-        if let Some(seg) = &self.seg {
-            if let Err(e) = self.storage.sync(seg.file.as_raw_fd()) {
-                self.shared.report(io_err(&seg.path, "sync")(e));
-                return;
-            }
+        if !self.sync_segment() {
+            return;
         }
         self.dirty = false;
         self.last_sync = Instant::now();
@@ -854,19 +1168,23 @@ impl Rec {
         }
     }
 
-    /// Seal the current segment: write everything, then the footer, cut the
+    /// Seal the current segment: write and commit everything, then the footer, cut the
     /// preallocated rest, sync.
     fn seal(&mut self) -> Result<(), Halt> {
         self.flush()?;
         self.drain(true)?;
         self.try_commit();
+        if self.unsynced_commit.is_some() && self.sub.as_ref().is_none_or(|s| s.is_evicted()) {
+            // Its last writes cannot be trusted: the caller cuts them off.
+            return Err(Halt::Evicted);
+        }
         let Some(seg) = self.seg.as_ref() else {
             return Ok(());
         };
         let seal = seg.sum.seal_bytes(&self.schema);
         let end = seg.sum.data_end + seal.len() as u64;
         let (fd, path, off) = (seg.file.as_raw_fd(), seg.path.clone(), seg.sum.data_end);
-        self.write(fd, path.clone(), off, seal, None);
+        self.write(fd, path.clone(), off, Source::Owned(seal), None);
         self.drain(true)?;
         loop {
             let Some(seg) = self.seg.as_ref() else {
@@ -911,14 +1229,10 @@ impl Rec {
     }
 
     fn try_open_segment(&mut self, base: u64) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
         let path = self.dir.join(segment::seg_name(base));
-        let file = match self.prep.take() {
-            Some((f, p)) => {
-                std::fs::rename(&p, &path).map_err(io_err(&path, "rename prepared segment"))?;
-                f
-            }
-            None => self.new_file(&path)?,
-        };
+        // Both headers are in place before the segment appears under its name, so a
+        // reader never finds a segment without them.
         let idx_path = self.dir.join(segment::idx_name(base));
         let idx_file = OpenOptions::new()
             .read(true)
@@ -927,45 +1241,92 @@ impl Rec {
             .truncate(true)
             .open(&idx_path)
             .map_err(io_err(&idx_path, "create index"))?;
+        idx_file
+            .write_all_at(&index::header(base), 0)
+            .map_err(io_err(&idx_path, "write index header"))?;
+        let sh = segment::header_bytes(base, self.type_id, self.fingerprint);
+        let (file, tmp) = match self.prep.take() {
+            Some((f, p)) => (f, p),
+            None => {
+                let p = self.dir.join(".next.prep");
+                (self.new_file(&p)?, p)
+            }
+        };
+        if let Err(e) = file.write_all_at(&sh, 0) {
+            self.prep = Some((file, tmp));
+            return Err(io_err(&path, "write segment header")(e));
+        }
+        if let Err(e) = std::fs::rename(&tmp, &path) {
+            self.prep = Some((file, tmp));
+            return Err(io_err(&path, "rename prepared segment")(e));
+        }
         if self.cfg.fsync != Fsync::Never {
             if let Ok(d) = File::open(&self.dir) {
                 let _ = d.sync_all();
             }
         }
-        let mut sum = Summary::new();
-        sum.data_end = SEG_HEADER as u64;
         self.seg = Some(Seg {
             base,
             path: path.clone(),
             file,
             idx_path: idx_path.clone(),
             idx_file,
-            idx_len: 0,
-            sum,
-            last_entry: None,
+            idx_len: index::IDX_HEADER as u64,
+            sum: Summary::new(),
         });
+        self.committed = Mark::empty(base);
         self.shared.segments.fetch_add(1, Ordering::Relaxed);
-        // Index header, then the segment header staged before the first record.
-        let ifd = self
-            .seg
-            .as_ref()
-            .map(|s| s.idx_file.as_raw_fd())
-            .unwrap_or(-1);
-        self.write(ifd, idx_path, 0, index::header(base).to_vec(), None);
-        if let Some(s) = self.seg.as_mut() {
-            s.idx_len = index::IDX_HEADER as u64;
+        self.prepare_next();
+        Ok(())
+    }
+
+    /// Prepare the next segment now so the next rollover does not wait for allocation.
+    fn prepare_next(&mut self) {
+        if self.prep.is_some() {
+            return;
         }
-        let mut b = self.buffer();
-        b.extend_from_slice(&segment::header_bytes(base, self.type_id, self.fingerprint));
-        self.staging = b;
-        self.staging_off = 0;
-        // Prepare the next one now so the next rollover does not wait for allocation.
         let prep = self.dir.join(".next.prep");
         match self.new_file(&prep) {
             Ok(f) => self.prep = Some((f, prep)),
             Err(e) => self.shared.report(e),
         }
-        debug_assert!(self.seg.as_ref().is_some_and(|s| s.base == base));
+    }
+
+    /// Continue the unsealed tail segment recovery left open.
+    fn continue_segment(&mut self, tail: &OpenTail) -> Result<(), StoreError> {
+        let open = |p: &Path| {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .map_err(io_err(p, "open segment to continue it"))
+        };
+        let file = open(&tail.path)?;
+        let idx_path = tail.path.with_extension("idx");
+        let idx_file = open(&idx_path)?;
+        if let Err(e) = self
+            .storage
+            .allocate(file.as_raw_fd(), self.cfg.segment_size)
+        {
+            self.shared
+                .report(io_err(&tail.path, "preallocate segment")(e));
+        }
+        let idx_len = (index::IDX_HEADER + tail.runs * index::ENTRY_SIZE) as u64;
+        self.seg = Some(Seg {
+            base: tail.base,
+            path: tail.path.clone(),
+            file,
+            idx_path,
+            idx_file,
+            idx_len,
+            sum: tail.summary,
+        });
+        self.committed = Mark {
+            base: tail.base,
+            idx_len,
+            sum: tail.summary,
+        };
+        self.prepare_next();
         Ok(())
     }
 

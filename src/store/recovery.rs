@@ -1,11 +1,20 @@
 //! Recovery and verification of a topic's segments.
 //!
 //! After a crash the last segment is unsealed: preallocated, its records followed by
-//! zeros, possibly ending in a torn record. [`recover_topic`] keeps the longest valid
-//! prefix (every record checksummed), truncates the rest, seals it, rebuilds its index,
-//! and says what it did. A damaged sealed segment that is not the last is an error
-//! naming the file and offset: recovery never throws away records that later segments
-//! follow.
+//! zeros, possibly ending in a torn batch. Recovery keeps the longest valid prefix:
+//! the runs of its index that verify in order (structure: each commit word is
+//! `position | committed`, lengths stay inside the run, positions are consecutive;
+//! and the run's crc32c). Records after the last verified run are cut: the recorder
+//! commits a batch only once its data and its index entries are written, so they
+//! were never committed and the ring still holds them. If the index is missing
+//! altogether, the records are kept by their structure alone and reported as
+//! unverified.
+//!
+//! [`recover_topic`] then seals the tail (an offline repair, as `shmbus verify
+//! --repair` wants); the recorder instead continues appending to it. Either way it
+//! rebuilds damaged indexes and says what it did. A damaged sealed segment that is not
+//! the last is an error naming the file and offset: recovery never throws away records
+//! that later segments follow.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -13,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::index;
 use super::segment::{
-    check_header, list_segments, read_footer, scan_file, SegmentReader, SEG_HEADER,
+    check_header, list_segments, read_footer, scan_file, SegmentReader, Summary, SEG_HEADER,
 };
 use super::{io_err, StoreError};
 
@@ -32,6 +41,21 @@ pub struct RecoveryReport {
     pub index_rebuilt: Vec<PathBuf>,
     /// Files removed: a preallocated next segment, segments holding no record.
     pub removed: Vec<PathBuf>,
+    /// Unsealed segments without a usable index, whose records were kept by their
+    /// structure alone.
+    pub unverified: Vec<PathBuf>,
+    /// The unsealed tail segment the recorder continues (it was not sealed).
+    pub continued: Option<PathBuf>,
+    pub(crate) tail: Option<OpenTail>,
+}
+
+/// The unsealed tail segment left open for the recorder, cut to its valid prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct OpenTail {
+    pub path: PathBuf,
+    pub base: u64,
+    pub summary: Summary,
+    pub runs: usize,
 }
 
 impl RecoveryReport {
@@ -41,6 +65,7 @@ impl RecoveryReport {
             && self.truncated.is_empty()
             && self.index_rebuilt.is_empty()
             && self.removed.is_empty()
+            && self.unverified.is_empty()
     }
 }
 
@@ -61,6 +86,12 @@ impl std::fmt::Display for RecoveryReport {
         }
         for p in &self.removed {
             write!(f, "; removed {}", p.display())?;
+        }
+        for p in &self.unverified {
+            write!(f, "; kept {} by structure only (no index)", p.display())?;
+        }
+        if let Some(p) = &self.continued {
+            write!(f, "; continuing {}", p.display())?;
         }
         Ok(())
     }
@@ -110,6 +141,17 @@ pub(crate) fn write_index(
 /// [`StoreError::Io`], or [`StoreError::Corrupt`] with path and offset for a damaged
 /// segment that cannot be repaired without losing later data.
 pub fn recover_topic(dir: &Path, schema: &[u8], sync: bool) -> Result<RecoveryReport, StoreError> {
+    recover(dir, schema, sync, false)
+}
+
+/// [`recover_topic`], leaving the unsealed tail open (cut to its valid prefix, index
+/// rewritten) when `continue_tail`: the recorder appends to it.
+pub(crate) fn recover(
+    dir: &Path,
+    schema: &[u8],
+    sync: bool,
+    continue_tail: bool,
+) -> Result<RecoveryReport, StoreError> {
     let mut report = RecoveryReport::default();
     remove(&dir.join(".next.prep"), &mut report)?;
     let segs = list_segments(dir)?;
@@ -159,6 +201,9 @@ pub fn recover_topic(dir: &Path, schema: &[u8], sync: bool) -> Result<RecoveryRe
             Ok(None) | Err(StoreError::Corrupt { .. }) => {
                 let scan = scan_file(path, &file, len, seg.base, index::DEFAULT_INTERVAL)?;
                 let (sum, entries, problem) = (scan.summary, scan.index, scan.problem);
+                if scan.unverified && sum.count > 0 {
+                    report.unverified.push(path.clone());
+                }
                 if let Some((off, what)) = problem {
                     if !last {
                         return Err(StoreError::Corrupt {
@@ -175,15 +220,39 @@ pub fn recover_topic(dir: &Path, schema: &[u8], sync: bool) -> Result<RecoveryRe
                     remove(&seg.idx_path(), &mut report)?;
                     continue;
                 }
+                let idx_path = seg.idx_path();
+                let idx_bytes = index::encode(seg.base, &entries);
+                let idx_same = std::fs::read(&idx_path).is_ok_and(|b| b == idx_bytes);
+                if last && continue_tail {
+                    file.set_len(sum.data_end)
+                        .map_err(io_err(path, "truncate segment"))?;
+                    sync_file(path, &file, sync)?;
+                    if !idx_same {
+                        write_index(&idx_path, seg.base, &entries, sync)?;
+                        report.index_rebuilt.push(idx_path);
+                    }
+                    report.continued = Some(path.clone());
+                    report.tail = Some(OpenTail {
+                        path: path.clone(),
+                        base: seg.base,
+                        summary: sum,
+                        runs: entries.len(),
+                    });
+                    report.segments += 1;
+                    report.end_position = Some(sum.end_pos);
+                    continue;
+                }
                 let seal = sum.seal_bytes(schema);
                 file.set_len(sum.data_end)
                     .map_err(io_err(path, "truncate segment"))?;
                 file.write_all_at(&seal, sum.data_end)
                     .map_err(io_err(path, "write segment footer"))?;
                 sync_file(path, &file, sync)?;
-                write_index(&seg.idx_path(), seg.base, &entries, sync)?;
+                if !idx_same {
+                    write_index(&idx_path, seg.base, &entries, sync)?;
+                    report.index_rebuilt.push(idx_path);
+                }
                 report.sealed.push(path.clone());
-                report.index_rebuilt.push(seg.idx_path());
                 report.segments += 1;
                 report.end_position = Some(sum.end_pos);
             }

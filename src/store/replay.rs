@@ -4,23 +4,45 @@
 //! # Joining
 //!
 //! The cursor remembers `next`, the position after the last record it delivered. When
-//! the segments hold nothing more at or after `next`, it opens a live subscriber at
-//! `Start::Position(next)`. If the ring no longer holds `next` (producers moved on
-//! while it read the disk), it reads the segments again: in a reliable topic the ring
-//! only drops records the recorder has committed, so they are on disk by then. If the
-//! disk holds no record at or after `next` either, then nothing but padding or gap
-//! records lay between `next` and the ring's oldest position, and the cursor joins
-//! there. (Without a recorder, in a lossy topic, that span may have held records: it
-//! is counted in [`Replay::skipped_bytes`].)
+//! the segments hold nothing more at or after `next`, it attaches its live subscriber
+//! at exactly `next`. If the ring no longer holds `next` (producers moved on while it
+//! read the disk), the recorder had persisted it first (in a reliable topic the ring
+//! only drops records the recorder has committed), so the cursor reads the disk again.
+//! So that this does not turn into a chase with fast producers, it then attaches a
+//! holding subscriber at the position of the topic's slowest subscriber (the recorder,
+//! if it is behind everyone): from then on nothing at or after `hold` can leave the
+//! ring, and everything before `hold` is on disk. It reads up to `hold` from disk,
+//! attaches live at exactly `next` and lets the holder go: no gap, no duplicate. If
+//! the disk holds no record between `next` and `hold`, then nothing but padding or gap
+//! records lay there. (Without a recorder, in a lossy topic, that span may have held
+//! records: it is counted in [`Replay::skipped_bytes`].)
+//!
+//! # Named replay: a durable subscriber that resumes from the store
+//!
+//! A named subscriber that was evicted, or whose process was away for long, finds its
+//! position overwritten in the ring ([`AttachError::PositionLost`]).
+//! [`Replay::named`] resumes it through the store: it reads the segments from the
+//! name's durable position, then attaches the name to the live ring at exactly the
+//! position after the last record it delivered, so the name sees every record once.
+//!
+//! While it reads from disk, the name's position stays in the ring's subscriber table
+//! (where [`crate::Topic::subscribers`] shows it and retention respects it), marked
+//! evicted so that it does not hold producers back; it advances as the reader
+//! releases records (on the next call, or at once with [`Replay::commit`]), just as a
+//! live named subscriber's does. A lock file in the store
+//! (`<store>/<topic>/.replay-<hex name>.lock`) keeps two named replays of one name
+//! apart; a process attaching the name directly meanwhile makes the replay fail with
+//! [`AttachError::NameInUse`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::recorder::{lock_file, Lock};
 use super::segment::{list_segments, SegmentReader};
-use super::StoreError;
-use crate::bus::{Payload, Topic};
+use super::{io_err, StoreError};
+use crate::bus::{Payload, SubscriberState, Topic};
 use crate::error::AttachError;
-use crate::subscriber::{Start, Subscriber};
+use crate::subscriber::{move_parked, park_named, Start, Subscriber};
 
 /// Where a replay starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +101,19 @@ pub struct Replay<E: Payload = crate::Raw> {
     live: Option<Subscriber<E>>,
     from_disk: u64,
     skipped: u64,
+    named: Option<Named>,
+    /// While joining: a subscriber holding the ring from its oldest record.
+    holder: Option<Subscriber<E>>,
+}
+
+/// A named replay's durable name while it reads from disk.
+struct Named {
+    name: String,
+    /// The name's slot in the ring's subscriber table.
+    slot: usize,
+    /// The position last published there.
+    committed: u64,
+    _lock: Lock,
 }
 
 impl<E: Payload> std::fmt::Debug for Replay<E> {
@@ -117,12 +152,124 @@ impl<E: Payload> Replay<E> {
             live: None,
             from_disk: 0,
             skipped: 0,
+            named: None,
+            holder: None,
         };
         match start {
             ReplayStart::Position(p) => r.next = p,
             ReplayStart::Time(t) => r.next = r.find_time(t)?,
         }
         Ok(r)
+    }
+
+    /// Open the named (durable) subscriber `name` of `topic`, reading from the
+    /// segments in `store` what the ring no longer holds: from the name's committed
+    /// position, or from `first` if the name is new. It joins the live ring as the
+    /// named subscriber once the disk is exhausted, with no gap and no duplicate. See
+    /// the [module docs](self).
+    ///
+    /// A record is released (and the name's position moves past it) on the next call
+    /// to [`Replay::next_timeout`] or on [`Replay::commit`]; a successor of a process
+    /// that dies resumes after the last released record.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Locked`] if another named replay of this name runs on this store;
+    /// [`StoreError::Attach`] with [`AttachError::NameInUse`] if a process has the name
+    /// attached; store and attach errors as [`Replay::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use shmbus::store::{Replay, ReplayStart};
+    /// use std::time::Duration;
+    /// let topic = shmbus::Bus::open("market")?.topic("ticks").open()?;
+    /// let mut r = Replay::named(&topic, "/var/lib/shmbus", "pricer", ReplayStart::Position(0))?;
+    /// while let Some(ev) = r.next_timeout(Duration::from_secs(1))? {
+    ///     println!("{} {} bytes (from disk: {})", ev.position(), ev.bytes().len(), ev.from_disk());
+    /// }
+    /// r.commit()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn named(
+        topic: &Topic<E>,
+        store: impl AsRef<Path>,
+        name: &str,
+        first: ReplayStart,
+    ) -> Result<Replay<E>, StoreError> {
+        let dir = super::topic_dir(store.as_ref(), topic.name());
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create store directory"))?;
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        let lock = lock_file(dir.join(format!(".replay-{hex}.lock")))?;
+        let mut r = Replay::open(topic, store, ReplayStart::Position(0))?;
+        let exists = topic
+            .subscribers()
+            .iter()
+            .any(|s| s.name.as_deref() == Some(name));
+        let start = match (exists, first) {
+            (true, _) => 0,
+            (false, ReplayStart::Position(p)) => p,
+            (false, ReplayStart::Time(t)) => r.find_time(t)?,
+        };
+        let opened = topic
+            .subscriber()
+            .named(name)
+            .start(Start::Position(start))
+            .open();
+        match opened {
+            Ok(s) => {
+                r.next = s.position();
+                r.live = Some(s);
+                r.named = Some(Named {
+                    name: name.to_string(),
+                    slot: usize::MAX,
+                    committed: r.next,
+                    _lock: lock,
+                });
+            }
+            Err(AttachError::PositionLost { requested, .. }) => {
+                let (slot, pos) = park_named(topic, name, requested)?;
+                r.next = pos;
+                r.named = Some(Named {
+                    name: name.to_string(),
+                    slot,
+                    committed: pos,
+                    _lock: lock,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(r)
+    }
+
+    /// Release every record delivered so far: a named replay publishes its position
+    /// (where a successor resumes) at once. Nothing for an anonymous replay.
+    ///
+    /// # Errors
+    ///
+    /// [`AttachError::NameInUse`] if a process attached the name meanwhile.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(s) = self.live.as_mut() {
+            s.commit();
+            return Ok(());
+        }
+        self.publish_parked()
+    }
+
+    /// Disk phase of a named replay: move the name's position to `next`.
+    fn publish_parked(&mut self) -> Result<(), StoreError> {
+        let Some(n) = self.named.as_mut() else {
+            return Ok(());
+        };
+        if n.committed == self.next {
+            return Ok(());
+        }
+        if !move_parked(&self.topic, n.slot, n.committed, self.next) {
+            return Err(AttachError::NameInUse(n.name.clone()).into());
+        }
+        n.committed = self.next;
+        Ok(())
     }
 
     /// The position of the first record at or after `t`: on disk, else in the ring,
@@ -198,6 +345,8 @@ impl<E: Payload> Replay<E> {
         timeout: Duration,
     ) -> Result<Option<ReplayEvent<'_>>, StoreError> {
         if self.live.is_none() {
+            // The previous record is released.
+            self.publish_parked()?;
             match self.advance()? {
                 Step::Disk(off) => {
                     let Some((seg, _)) = self.seg.as_ref() else {
@@ -237,7 +386,6 @@ impl<E: Payload> Replay<E> {
 
     /// Find the next record on disk, or join the ring.
     fn advance(&mut self) -> Result<Step, StoreError> {
-        let mut reloaded = false;
         loop {
             if let Some((seg, off)) = self.seg.as_mut() {
                 match seg.record_at(*off, self.next)? {
@@ -259,29 +407,86 @@ impl<E: Payload> Replay<E> {
             } else if self.open_segment_for(self.next)? {
                 continue;
             }
-            // Nothing more on disk right now: join the ring at `next`.
-            match self
+            // Nothing more on disk right now. A holder keeps the ring from `hold` on;
+            // what is before it left the ring or is on disk.
+            if let Some(hold) = self.holder.as_ref().map(|h| h.position()) {
+                if hold > self.next {
+                    if self.open_segment_for(self.next)? {
+                        continue;
+                    }
+                    // Neither on disk nor in the ring: only padding and gaps lay there
+                    // (or, without a recorder, records lost in a lossy topic).
+                    self.skipped += hold - self.next;
+                    self.next = hold;
+                }
+            }
+            // Join at exactly `next` if the ring still has it (for a named replay this
+            // first subscriber only holds it while the name attaches there).
+            let attempt = self
                 .topic
                 .subscriber()
                 .start(Start::Position(self.next))
-                .open()
-            {
+                .manual_commit(self.named.is_some())
+                .open();
+            match attempt {
                 Ok(s) => {
-                    self.live = Some(s);
+                    let live = match &self.named {
+                        Some(n) => {
+                            let name = n.name.clone();
+                            self.publish_parked()?;
+                            let named = self.topic.subscriber().named(&name).open()?;
+                            drop(s);
+                            named
+                        }
+                        None => s,
+                    };
+                    self.holder = None;
+                    self.live = Some(live);
                     return Ok(Step::Live);
                 }
                 Err(AttachError::PositionLost { oldest, .. }) => {
-                    // The recorder persisted it meanwhile: read the disk again. If the
-                    // disk has nothing at or after `next`, only padding lay between.
+                    // Producers moved past `next` while we read: the recorder persisted
+                    // it first, so read the disk again.
                     if self.open_segment_for(self.next)? {
-                        reloaded = false;
                         continue;
                     }
-                    if reloaded {
-                        self.skipped += oldest.saturating_sub(self.next);
-                        self.next = oldest;
+                    if self.holder.is_none() {
+                        // Hold the ring at its slowest subscriber (the recorder, if it
+                        // is behind everyone): nothing from there on can leave the ring,
+                        // and everything before it is on disk. Then read up to it.
+                        let slowest = self
+                            .topic
+                            .subscribers()
+                            .iter()
+                            .filter(|s| {
+                                matches!(
+                                    s.state,
+                                    SubscriberState::Active | SubscriberState::Detached
+                                )
+                            })
+                            .map(|s| s.position)
+                            .min();
+                        if let Some(m) = slowest {
+                            match self
+                                .topic
+                                .subscriber()
+                                .start(Start::Position(m))
+                                .manual_commit(true)
+                                .open()
+                            {
+                                Ok(h) => self.holder = Some(h),
+                                Err(
+                                    AttachError::PositionLost { .. }
+                                    | AttachError::InvalidPosition(_),
+                                ) => {}
+                                Err(e) => return Err(e.into()),
+                            }
+                            continue;
+                        }
                     }
-                    reloaded = true;
+                    // No subscriber holds the ring (no recorder): what left it is lost.
+                    self.skipped += oldest.saturating_sub(self.next);
+                    self.next = self.next.max(oldest);
                 }
                 Err(e) => return Err(e.into()),
             }

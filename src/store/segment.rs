@@ -2,7 +2,8 @@
 //!
 //! All fields are little-endian. A segment is a header, the records, and (once sealed)
 //! a footer and a trailer. Until it is sealed the file is preallocated: the records are
-//! followed by zeros, and a zero commit word marks the end of the data.
+//! followed by zeros. The records are checksummed in runs by the segment's index (see
+//! [`super::index`]) and, once sealed, as a whole by the footer.
 //!
 //! ## Header (64 bytes, offset 0)
 //!
@@ -19,20 +20,22 @@
 //!
 //! ## Record (from offset 64, each 64-byte aligned, `record_size(len)` bytes)
 //!
-//! The ring's record header and payload, byte for byte, zero padded to 64 bytes, except
-//! that the ring's reserved word (offset 12) holds the record's crc32c.
+//! The ring's records, byte for byte as they were in the ring (the recorder writes
+//! them straight from the ring's mapping): header, payload, and the bytes up to the
+//! next 64-byte boundary, which are whatever the ring held there (not necessarily zero).
 //!
 //! | offset | size | field                                                            |
 //! |-------:|-----:|------------------------------------------------------------------|
 //! |      0 |    8 | commit word: `position \| 1` (only data records are stored)     |
 //! |      8 |    4 | payload length                                                   |
-//! |     12 |    4 | crc32c of the 32 header bytes (this word zero) and the payload   |
+//! |     12 |    4 | reserved (zero in the ring)                                      |
 //! |     16 |    8 | type id                                                          |
 //! |     24 |    8 | producer timestamp, ns since the Unix epoch                      |
 //! |     32 |  len | payload                                                          |
 //!
-//! Positions strictly increase; they need not be contiguous (the ring's padding and gap
-//! records are not stored).
+//! Positions strictly increase. Inside one index run they are consecutive (each record
+//! at the position after the previous one); between runs they may jump, because the
+//! ring's padding and gap records are not stored.
 //!
 //! ## Footer (96 bytes at the end of the data, written when the segment is sealed)
 //!
@@ -63,6 +66,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -73,7 +77,7 @@ use crate::layout::{record_size, RECORD_ALIGN, RECORD_HEADER};
 /// `b"SHMBSEG\0"` as a little-endian u64.
 pub const SEG_MAGIC: u64 = u64::from_le_bytes(*b"SHMBSEG\0");
 /// The segment format version.
-pub const SEG_VERSION: u32 = 1;
+pub const SEG_VERSION: u32 = 2;
 /// Size of the segment header; the first record starts here.
 pub const SEG_HEADER: usize = 64;
 /// `b"SHMBFOOT"` as a little-endian u64.
@@ -88,8 +92,6 @@ pub const TRAILER_SIZE: usize = 16;
 /// Commit-word flag of a committed record (the only flag a stored record carries).
 const COMMITTED: u64 = 1;
 const FLAG_MASK: u64 = RECORD_ALIGN - 1;
-/// Offset of the checksum word in a stored record header.
-const R_CRC: usize = 12;
 
 /// The segment header.
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
@@ -231,8 +233,9 @@ pub fn list_segments(dir: &Path) -> Result<Vec<SegmentInfo>, StoreError> {
     Ok(out)
 }
 
-/// Encode a record as stored: the ring header with the checksum in its reserved word,
-/// the payload, and zero padding. Appends `record_size(payload.len())` bytes to `out`.
+/// Encode a record as the ring holds it (header with a zero reserved word, payload,
+/// zero padding). Appends `record_size(payload.len())` bytes to `out`. The recorder uses
+/// it for lossy topics, whose records it must copy out of the ring and re-validate.
 pub fn encode_record(
     out: &mut Vec<u8>,
     position: u64,
@@ -246,8 +249,6 @@ pub fn encode_record(
     h[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     h[16..24].copy_from_slice(&type_id.to_le_bytes());
     h[24..32].copy_from_slice(&timestamp.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&h), payload);
-    h[R_CRC..R_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(&h);
     out.extend_from_slice(payload);
     out.resize(start + record_size(payload.len()) as usize, 0);
@@ -275,7 +276,7 @@ pub struct StoredRecord<'a> {
 /// What is at a file offset of a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoded<'a> {
-    /// A valid record.
+    /// A structurally valid record.
     Record(StoredRecord<'a>),
     /// A zero commit word or too few bytes for a header: the clean end of the data.
     End,
@@ -283,10 +284,20 @@ pub enum Decoded<'a> {
     Bad(&'static str),
 }
 
-/// Decode the record at `buf[at..]` (the file offset of `buf[0]` is `base_off`), which
-/// must have a position of at least `min_pos`. Checks everything, trusts nothing.
-pub fn decode(buf: &[u8], at: usize, base_off: u64, min_pos: u64) -> Decoded<'_> {
-    let Some(rest) = buf.get(at..) else {
+/// Decode the record header at `buf[at..limit]` (the file offset of `buf[0]` is
+/// `base_off`). With `expect` the record must be at exactly that position (inside a
+/// run), else at `min_pos` or later. Checks the structure only: commit word, length
+/// bounds, position; checksums are the caller's (per run).
+pub fn decode(
+    buf: &[u8],
+    at: usize,
+    limit: usize,
+    base_off: u64,
+    min_pos: u64,
+    expect: Option<u64>,
+) -> Decoded<'_> {
+    let limit = limit.min(buf.len());
+    let Some(rest) = buf.get(at..limit) else {
         return Decoded::End;
     };
     if rest.len() < RECORD_HEADER {
@@ -303,34 +314,24 @@ pub fn decode(buf: &[u8], at: usize, base_off: u64, min_pos: u64) -> Decoded<'_>
         return Decoded::Bad("commit word is not a committed data record");
     }
     let position = word & !FLAG_MASK;
-    if position < min_pos {
+    if let Some(e) = expect {
+        if position != e {
+            return Decoded::Bad("position is not the one after the previous record");
+        }
+    } else if position < min_pos {
         return Decoded::Bad("position does not increase");
     }
     let len = u32::from_le_bytes(rest[8..12].try_into().unwrap_or_default()) as usize;
     let size = record_size(len);
     if size > rest.len() as u64 {
-        return Decoded::Bad("record extends past the end of the data");
-    }
-    let stored_crc = u32::from_le_bytes(rest[R_CRC..R_CRC + 4].try_into().unwrap_or_default());
-    let mut h = [0u8; RECORD_HEADER];
-    h.copy_from_slice(&rest[..RECORD_HEADER]);
-    h[R_CRC..R_CRC + 4].fill(0);
-    let payload = &rest[RECORD_HEADER..RECORD_HEADER + len];
-    if crc32c::crc32c_append(crc32c::crc32c(&h), payload) != stored_crc {
-        return Decoded::Bad("record checksum mismatch");
-    }
-    if rest[RECORD_HEADER + len..size as usize]
-        .iter()
-        .any(|&b| b != 0)
-    {
-        return Decoded::Bad("record padding is not zero");
+        return Decoded::Bad("record extends past the end of its run");
     }
     let offset = base_off + at as u64;
     Decoded::Record(StoredRecord {
         position,
         timestamp: u64::from_le_bytes(rest[24..32].try_into().unwrap_or_default()),
         type_id: u64::from_le_bytes(rest[16..24].try_into().unwrap_or_default()),
-        bytes: payload,
+        bytes: &rest[RECORD_HEADER..RECORD_HEADER + len],
         next_position: position + size,
         offset,
         next_offset: offset + size,
@@ -356,7 +357,7 @@ pub struct Summary {
     pub max_ts: u64,
     /// File offset after the last record.
     pub data_end: u64,
-    /// crc32c of the records so far.
+    /// crc32c of the records (see [`Summary::add_crc`]).
     pub crc: u32,
 }
 
@@ -369,8 +370,8 @@ impl Summary {
         }
     }
 
-    /// Account for a record whose stored bytes are `bytes`.
-    pub fn add(&mut self, position: u64, timestamp: u64, bytes: &[u8]) {
+    /// Account for a record of `size` stored bytes (its checksum goes in with its run).
+    pub fn add(&mut self, position: u64, timestamp: u64, size: u64) {
         if self.count == 0 {
             self.first_pos = position;
             self.first_ts = timestamp;
@@ -379,9 +380,13 @@ impl Summary {
         self.last_pos = position;
         self.last_ts = timestamp;
         self.max_ts = self.max_ts.max(timestamp);
-        self.end_pos = position + bytes.len() as u64;
-        self.data_end += bytes.len() as u64;
-        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.end_pos = position + size;
+        self.data_end += size;
+    }
+
+    /// Fold the checksum of the next `len` bytes of the data into the data checksum.
+    pub fn add_crc(&mut self, crc: u32, len: u64) {
+        self.crc = crc_combine(self.crc, crc, len);
     }
 
     /// The footer, schema and trailer that seal a segment with this summary.
@@ -510,9 +515,211 @@ pub(crate) fn read_footer(
     Ok(Some((f, schema.to_vec())))
 }
 
-/// Read the valid prefix of an unsealed segment with `pread`, up to the first zero
-/// commit word or invalid record. Returns the bytes (header included), the summary and
-/// the sparse index, and the problem that stopped the scan if it was not a clean end.
+/// Walk the records of `data` (a segment's bytes from offset 0) from the header to
+/// `end` by their structure alone, and cut them into runs the way the recorder does: at
+/// position jumps and once a run is `interval` bytes long. Returns the runs with their
+/// checksums, the summary, and what stopped the walk unless it was a clean end (a zero
+/// commit word or `end`).
+#[allow(clippy::type_complexity)]
+pub(crate) fn runs_by_structure(
+    data: &[u8],
+    end: usize,
+    base: u64,
+    interval: u64,
+) -> (Vec<IndexEntry>, Summary, Option<(u64, &'static str)>) {
+    let end = end.min(data.len());
+    let mut sum = Summary::new();
+    let mut runs: Vec<IndexEntry> = Vec::new();
+    let mut cur: Option<IndexEntry> = None;
+    let mut at = SEG_HEADER;
+    let mut min_pos = base;
+    let close = |cur: &mut Option<IndexEntry>, runs: &mut Vec<IndexEntry>, sum: &mut Summary| {
+        if let Some(r) = cur.take() {
+            let e = IndexEntry::new(r.position, r.offset, r.max_ts_before, r.len, r.data_crc);
+            sum.add_crc(e.data_crc, e.len as u64);
+            runs.push(e);
+        }
+    };
+    let problem = loop {
+        match decode(data, at, end, 0, min_pos, None) {
+            Decoded::Record(r) => {
+                if sum.count == 0 && r.position != base {
+                    break Some((at as u64, "first record is not at the base position"));
+                }
+                let size = r.next_offset - r.offset;
+                let split = cur.as_ref().is_some_and(|c| {
+                    c.position + c.len as u64 != r.position
+                        || c.len as u64 >= interval
+                        || c.len as u64 + size > u32::MAX as u64
+                });
+                if split {
+                    close(&mut cur, &mut runs, &mut sum);
+                }
+                let c = cur.get_or_insert(IndexEntry {
+                    position: r.position,
+                    offset: r.offset,
+                    max_ts_before: sum.max_ts,
+                    len: 0,
+                    data_crc: 0,
+                    crc: 0,
+                    reserved: 0,
+                });
+                c.len += size as u32;
+                let bytes = &data[at..r.next_offset as usize];
+                c.data_crc = crc32c::crc32c_append(c.data_crc, bytes);
+                sum.add(r.position, r.timestamp, size);
+                min_pos = r.next_position;
+                at = r.next_offset as usize;
+            }
+            Decoded::End => break None,
+            Decoded::Bad(what) => break Some((at as u64, what)),
+        }
+    };
+    close(&mut cur, &mut runs, &mut sum);
+    (runs, sum, problem)
+}
+
+/// Check the run `e` of `data` (a segment's bytes from offset 0): its checksum, then
+/// that its records tile it with consecutive positions. Adds them to `sum`.
+pub(crate) fn check_run(
+    data: &[u8],
+    e: &IndexEntry,
+    sum: &mut Summary,
+) -> Result<(), (u64, &'static str)> {
+    let (off, end) = (e.offset as usize, e.end() as usize);
+    if e.len == 0 || e.len as u64 % RECORD_ALIGN != 0 || e.offset % RECORD_ALIGN != 0 {
+        return Err((e.offset, "index run has a bad length or offset"));
+    }
+    let Some(bytes) = data.get(off..end) else {
+        return Err((e.offset, "index run extends past the data"));
+    };
+    if crc32c::crc32c(bytes) != e.data_crc {
+        return Err((e.offset, "run checksum mismatch"));
+    }
+    let mut at = off;
+    let mut expect = e.position;
+    while at < end {
+        match decode(data, at, end, 0, 0, Some(expect)) {
+            Decoded::Record(r) => {
+                sum.add(r.position, r.timestamp, r.next_offset - r.offset);
+                expect = r.next_position;
+                at = r.next_offset as usize;
+            }
+            Decoded::End => return Err((at as u64, "zero record header inside a run")),
+            Decoded::Bad(what) => return Err((at as u64, what)),
+        }
+    }
+    sum.add_crc(e.data_crc, e.len as u64);
+    Ok(())
+}
+
+/// The reflected CRC-32C polynomial.
+const CRC32C_POLY: u32 = 0x82f6_3b78;
+
+/// `a * b` modulo the CRC-32C polynomial (reflected bit order: bit 31 is `x^0`).
+fn multmodp(a: u32, mut b: u32) -> u32 {
+    let mut m = 1u32 << 31;
+    let mut p = 0;
+    loop {
+        if a & m != 0 {
+            p ^= b;
+            if a & (m - 1) == 0 {
+                return p;
+            }
+        }
+        m >>= 1;
+        if m == 0 {
+            return p;
+        }
+        b = if b & 1 != 0 {
+            (b >> 1) ^ CRC32C_POLY
+        } else {
+            b >> 1
+        };
+    }
+}
+
+/// `x^(8 * len)` modulo the polynomial: the operator that shifts a CRC past `len`
+/// bytes.
+fn shift_op(len: u64) -> u32 {
+    // x^(2^k) for k = 3 (one byte) upwards, by repeated squaring.
+    let mut sq = 1u32 << 30; // x^1
+    for _ in 0..3 {
+        sq = multmodp(sq, sq);
+    }
+    let mut p = 1u32 << 31; // x^0
+    let mut n = len;
+    while n != 0 {
+        if n & 1 != 0 {
+            p = multmodp(sq, p);
+        }
+        sq = multmodp(sq, sq);
+        n >>= 1;
+    }
+    p
+}
+
+/// The crc32c of `A ++ B` from `crc32c(A)`, `crc32c(B)` and `B`'s length, as zlib's
+/// `crc32_combine` does it. The shift operators of the run lengths the recorder
+/// writes (multiples of 64 up to 64 KiB) are cached, so combining costs one
+/// multiplication (`crc32c::crc32c_combine` recomputes them, which costs more than
+/// checksumming the run again).
+pub(crate) fn crc_combine(crc1: u32, crc2: u32, len2: u64) -> u32 {
+    const CACHED: usize = 1024;
+    static OPS: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    let op = if len2 % 64 == 0 && ((len2 / 64) as usize) < CACHED {
+        OPS.get_or_init(|| (0..CACHED as u64).map(|i| shift_op(i * 64)).collect())
+            [(len2 / 64) as usize]
+    } else {
+        shift_op(len2)
+    };
+    multmodp(op, crc1) ^ crc2
+}
+
+/// Check `entries` (an index) against `data` (a segment's bytes from offset 0) in
+/// order, stopping at the first run that is not valid: the runs must tile the data
+/// from the header on, start at `base`, move forward, carry the running maximum
+/// timestamp, and verify ([`check_run`]). Returns the number of valid runs, their
+/// summary, and the problem that stopped the check.
+pub(crate) fn check_runs(
+    data: &[u8],
+    entries: &[IndexEntry],
+    base: u64,
+) -> (usize, Summary, Option<(u64, &'static str)>) {
+    let mut sum = Summary::new();
+    for (i, e) in entries.iter().enumerate() {
+        let problem = if e.offset != sum.data_end {
+            Some((
+                sum.data_end,
+                "index run does not start where the previous one ended",
+            ))
+        } else if (sum.count == 0 && e.position != base)
+            || (sum.count > 0 && e.position < sum.end_pos)
+        {
+            Some((e.offset, "index run position does not move forward"))
+        } else if e.max_ts_before != sum.max_ts {
+            Some((e.offset, "index run timestamp disagrees with the records"))
+        } else {
+            let mut next = sum;
+            match check_run(data, e, &mut next) {
+                Ok(()) => {
+                    sum = next;
+                    None
+                }
+                Err(p) => Some(p),
+            }
+        };
+        if problem.is_some() {
+            return (i, sum, problem);
+        }
+    }
+    (entries.len(), sum, None)
+}
+
+/// Read the valid prefix of an unsealed segment with `pread`: the runs of its index
+/// that verify, in order. Records after the last verified run are not part of it
+/// (their batch was never committed, or was torn). Without a readable index the
+/// records are kept by their structure alone and the scan says so (`unverified`).
 pub(crate) fn scan_file(
     path: &Path,
     file: &File,
@@ -520,70 +727,62 @@ pub(crate) fn scan_file(
     base: u64,
     interval: u64,
 ) -> Result<Scan, StoreError> {
-    const CHUNK: usize = 1 << 20;
-    let mut buf = vec![0u8; (len.min(CHUNK as u64)) as usize];
+    let idx = std::fs::read(path.with_extension("idx")).ok();
+    let parsed = match idx.as_deref() {
+        // Created, header not written yet (only after a crash): no run is covered.
+        Some([]) => Some((Vec::new(), None)),
+        Some(b) => index::parse_prefix(b, base).ok(),
+        None => None,
+    };
+    let Some((entries, _)) = parsed else {
+        // No usable index: the structure is all there is to go by.
+        let mut buf = vec![0u8; len as usize];
+        let n = read_at_most(file, &mut buf, 0).map_err(io_err(path, "read segment"))?;
+        buf.truncate(n);
+        let (runs, sum, problem) = runs_by_structure(&buf, n, base, interval);
+        buf.truncate(sum.data_end as usize);
+        return Ok(Scan {
+            bytes: buf,
+            summary: sum,
+            index: runs,
+            problem,
+            unverified: true,
+        });
+    };
+    // Read up to the end of the last run, plus one record header to see whether
+    // records follow that no run covers.
+    let want = entries
+        .iter()
+        .map(|e| e.end())
+        .max()
+        .unwrap_or(SEG_HEADER as u64)
+        .max(SEG_HEADER as u64)
+        + RECORD_HEADER as u64;
+    let mut buf = vec![0u8; want.min(len) as usize];
     let n = read_at_most(file, &mut buf, 0).map_err(io_err(path, "read segment"))?;
     buf.truncate(n);
-    let mut sum = Summary::new();
-    let mut idx = Vec::new();
-    let mut at = SEG_HEADER;
-    let mut min_pos = base;
-    let mut last_entry: Option<u64> = None;
-    let mut file_end = n as u64;
-    loop {
-        // Make sure a whole header, and then a whole record, are in the buffer.
-        let need_more = |buf: &Vec<u8>, at: usize| -> usize {
-            if buf.len() < at + RECORD_HEADER {
-                return at + RECORD_HEADER;
-            }
-            let l = u32::from_le_bytes(buf[at + 8..at + 12].try_into().unwrap_or_default());
-            at + record_size(l as usize).min(len) as usize
-        };
-        let mut want = need_more(&buf, at);
-        while want > buf.len() && file_end < len {
-            let extra = ((want - buf.len()).max(CHUNK) as u64).min(len - file_end) as usize;
-            let old = buf.len();
-            buf.resize(old + extra, 0);
-            let n = read_at_most(file, &mut buf[old..], file_end)
-                .map_err(io_err(path, "read segment"))?;
-            buf.truncate(old + n);
-            file_end += n as u64;
-            if n == 0 {
-                break;
-            }
-            want = need_more(&buf, at);
-        }
-        match decode(&buf, at, 0, min_pos) {
-            Decoded::Record(r) => {
-                if sum.count == 0 && r.position != base {
-                    buf.truncate(at);
-                    return Ok(Scan::new(
-                        buf,
-                        sum,
-                        idx,
-                        Some((at as u64, "first record is not at the base position")),
-                    ));
-                }
-                if last_entry.is_none_or(|e| r.offset - e >= interval) {
-                    idx.push(IndexEntry::new(r.position, r.offset, sum.max_ts));
-                    last_entry = Some(r.offset);
-                }
-                let end = r.next_offset as usize;
-                let (pos, ts, np) = (r.position, r.timestamp, r.next_position);
-                sum.add(pos, ts, &buf[at..end]);
-                min_pos = np;
-                at = end;
-            }
-            Decoded::End => {
-                buf.truncate(at);
-                return Ok(Scan::new(buf, sum, idx, None));
-            }
-            Decoded::Bad(what) => {
-                buf.truncate(at);
-                return Ok(Scan::new(buf, sum, idx, Some((at as u64, what))));
-            }
-        }
+    let (ok, sum, mut problem) = check_runs(&buf, &entries, base);
+    let end = sum.data_end as usize;
+    if problem.is_none()
+        && buf
+            .get(end..end + 8)
+            .is_some_and(|w| w.iter().any(|&b| b != 0))
+    {
+        problem = Some((
+            end as u64,
+            "records not covered by the index (their batch was never committed)",
+        ));
     }
+    buf.truncate(end);
+    let mut index = entries;
+    index.truncate(ok);
+    Ok(Scan {
+        bytes: buf,
+        summary: sum,
+        index,
+        problem,
+        unverified: false,
+    })
 }
 
 /// The result of [`scan_file`].
@@ -592,26 +791,12 @@ pub(crate) struct Scan {
     pub bytes: Vec<u8>,
     /// Its records.
     pub summary: Summary,
-    /// Its sparse index.
+    /// Its runs.
     pub index: Vec<IndexEntry>,
     /// Offset and description of what stopped the scan, unless a clean end.
     pub problem: Option<(u64, &'static str)>,
-}
-
-impl Scan {
-    fn new(
-        bytes: Vec<u8>,
-        summary: Summary,
-        index: Vec<IndexEntry>,
-        problem: Option<(u64, &'static str)>,
-    ) -> Scan {
-        Scan {
-            bytes,
-            summary,
-            index,
-            problem,
-        }
-    }
+    /// No index vouched for the records: they were kept by their structure alone.
+    pub unverified: bool,
 }
 
 /// `pread` until `buf` is full or end of file; returns the bytes read.
@@ -649,7 +834,10 @@ impl Bytes {
 }
 
 /// A validated view of one segment: sealed segments are memory-mapped (zero-copy);
-/// the unsealed tail is read up to its last complete record.
+/// the unsealed tail is read up to its last verified run.
+///
+/// Each run of records is checked against its checksum the first time a record in it
+/// is read, so a record handed out has always been verified.
 pub struct SegmentReader {
     path: PathBuf,
     bytes: Bytes,
@@ -657,7 +845,9 @@ pub struct SegmentReader {
     footer: Option<(Footer, Vec<u8>)>,
     summary: Summary,
     index: Vec<IndexEntry>,
+    checked: Vec<AtomicBool>,
     index_rebuilt: bool,
+    unverified: bool,
 }
 
 impl std::fmt::Debug for SegmentReader {
@@ -672,8 +862,9 @@ impl std::fmt::Debug for SegmentReader {
 
 impl SegmentReader {
     /// Open and validate a segment: header, footer (if sealed) and index (rebuilt in
-    /// memory from the records if missing or damaged). Records are checked one by one
-    /// as they are read; [`SegmentReader::verify`] checks them all.
+    /// memory if missing or damaged, once the footer's checksum of the data verifies).
+    /// Runs of records are checked as they are read; [`SegmentReader::verify`] checks
+    /// them all.
     ///
     /// # Errors
     ///
@@ -689,7 +880,8 @@ impl SegmentReader {
         if let Some((f, _)) = &footer {
             // SAFETY: sealed segments are never written or truncated again (only
             // unlinked, which keeps the mapping valid); every read through the mapping
-            // is bounds-checked and every record is checksummed before it is handed out.
+            // is bounds-checked and every run is checksummed before a record in it is
+            // handed out.
             let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err(path, "map segment"))?;
             let summary = Summary {
                 count: f.count,
@@ -716,12 +908,15 @@ impl SegmentReader {
                 footer,
                 summary,
                 index: Vec::new(),
+                checked: Vec::new(),
                 index_rebuilt: false,
+                unverified: false,
             };
-            r.load_index();
+            r.load_index()?;
             Ok(r)
         } else {
             let scan = scan_file(path, &file, len, header.base, index::DEFAULT_INTERVAL)?;
+            let checked = scan.index.iter().map(|_| AtomicBool::new(true)).collect();
             Ok(SegmentReader {
                 path: path.to_path_buf(),
                 bytes: Bytes::Owned(scan.bytes),
@@ -729,79 +924,97 @@ impl SegmentReader {
                 footer: None,
                 summary: scan.summary,
                 index: scan.index,
-                index_rebuilt: false,
+                checked,
+                index_rebuilt: scan.unverified,
+                unverified: scan.unverified,
             })
         }
     }
 
-    fn load_index(&mut self) {
+    fn load_index(&mut self) -> Result<(), StoreError> {
         let idx_path = self.path.with_extension("idx");
         let loaded = std::fs::read(&idx_path)
             .ok()
             .and_then(|b| index::parse(&b, self.header.base).ok())
             .filter(|entries| self.index_consistent(entries));
         match loaded {
-            Some(e) => self.index = e,
+            Some(e) => {
+                self.checked = e.iter().map(|_| AtomicBool::new(false)).collect();
+                self.index = e;
+            }
             None => {
-                self.index = self.rebuild_index(index::DEFAULT_INTERVAL);
+                // Rebuild from the data, which only the footer's checksum vouches for.
+                let data = self.data();
+                let crc = crc32c::crc32c(data.get(SEG_HEADER..).unwrap_or_default());
+                if crc != self.summary.crc {
+                    return Err(corrupt(
+                        &self.path,
+                        self.summary.data_end + 72,
+                        "data checksum mismatch (and the index is missing or damaged)",
+                    ));
+                }
+                let end = data.len();
+                let (runs, sum, problem) =
+                    runs_by_structure(data, end, self.header.base, index::DEFAULT_INTERVAL);
+                if let Some((off, what)) = problem {
+                    return Err(corrupt(&self.path, off, what));
+                }
+                if sum.data_end != self.summary.data_end || sum.count != self.summary.count {
+                    return Err(corrupt(
+                        &self.path,
+                        sum.data_end,
+                        "footer disagrees with the records",
+                    ));
+                }
+                self.checked = runs.iter().map(|_| AtomicBool::new(true)).collect();
+                self.index = runs;
                 self.index_rebuilt = true;
             }
         }
+        Ok(())
     }
 
-    /// Every entry points at a record with its position, in order, within the data.
+    /// The runs tile the data in order, each starting at a record with its position.
     fn index_consistent(&self, entries: &[IndexEntry]) -> bool {
         if self.summary.count == 0 {
             return entries.is_empty();
         }
-        if entries.first().map(|e| (e.offset, e.position))
-            != Some((SEG_HEADER as u64, self.header.base))
-        {
-            return false;
-        }
         let data = self.data();
+        let mut at = SEG_HEADER as u64;
         let mut prev: Option<&IndexEntry> = None;
         for e in entries {
-            if let Some(p) = prev {
-                if e.offset <= p.offset
-                    || e.position <= p.position
-                    || e.max_ts_before < p.max_ts_before
-                {
-                    return false;
-                }
-            }
-            if e.offset >= self.summary.data_end || e.offset % RECORD_ALIGN != 0 {
+            if e.offset != at || e.len == 0 || e.len as u64 % RECORD_ALIGN != 0 {
                 return false;
             }
-            let at = e.offset as usize;
-            let Some(w) = data.get(at..at + 8) else {
+            match prev {
+                None if e.position != self.header.base => return false,
+                Some(p)
+                    if e.position < p.position + p.len as u64
+                        || e.max_ts_before < p.max_ts_before =>
+                {
+                    return false
+                }
+                _ => {}
+            }
+            let o = e.offset as usize;
+            let Some(w) = data.get(o..o + 8) else {
                 return false;
             };
             if u64::from_le_bytes(w.try_into().unwrap_or_default()) != e.position | COMMITTED {
                 return false;
             }
+            at = e.end();
             prev = Some(e);
         }
-        true
+        at == self.summary.data_end
     }
 
-    /// Rebuild the sparse index by reading every record (stops at the first bad one).
+    /// Rebuild the index (runs of at most `interval` bytes) by walking the records'
+    /// structure (stops at the first bad one). The checksums are of the bytes as they
+    /// are: check the data first ([`SegmentReader::verify`]).
     pub fn rebuild_index(&self, interval: u64) -> Vec<IndexEntry> {
-        let mut out = Vec::new();
-        let mut last: Option<u64> = None;
-        let mut max_ts = 0;
-        let mut off = SEG_HEADER as u64;
-        let mut min_pos = self.header.base;
-        while let Ok(Some(r)) = self.record_at(off, min_pos) {
-            if last.is_none_or(|l| r.offset - l >= interval) {
-                out.push(IndexEntry::new(r.position, r.offset, max_ts));
-                last = Some(r.offset);
-            }
-            max_ts = max_ts.max(r.timestamp);
-            off = r.next_offset;
-            min_pos = r.next_position;
-        }
-        out
+        let data = self.data();
+        runs_by_structure(data, data.len(), self.header.base, interval).0
     }
 
     /// The bytes of the records.
@@ -834,7 +1047,7 @@ impl SegmentReader {
     pub fn type_id(&self) -> u64 {
         self.header.type_id
     }
-    /// The sparse index in use.
+    /// The index (runs) in use.
     pub fn index(&self) -> &[IndexEntry] {
         &self.index
     }
@@ -842,13 +1055,31 @@ impl SegmentReader {
     pub fn index_rebuilt(&self) -> bool {
         self.index_rebuilt
     }
+    /// Whether this unsealed segment had no usable index, so its records were checked
+    /// by their structure only (no checksum vouches for them).
+    pub fn unverified(&self) -> bool {
+        self.unverified
+    }
+
+    /// Verify run `i` once.
+    fn check_run(&self, i: usize) -> Result<(), StoreError> {
+        if self.checked[i].load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut sum = Summary::new();
+        check_run(self.data(), &self.index[i], &mut sum)
+            .map_err(|(off, what)| corrupt(&self.path, off, what))?;
+        self.checked[i].store(true, Ordering::Relaxed);
+        Ok(())
+    }
 
     /// The record at file offset `off` (`Ok(None)` at the end of the data). `min_pos`
     /// is the least position it may have (the previous record's next position).
     ///
     /// # Errors
     ///
-    /// [`StoreError::Corrupt`] if the bytes there are not a valid record.
+    /// [`StoreError::Corrupt`] if the bytes there are not a valid record or its run
+    /// does not verify.
     pub fn record_at(
         &self,
         off: u64,
@@ -858,19 +1089,26 @@ impl SegmentReader {
         if off >= data.len() as u64 {
             return Ok(None);
         }
-        match decode(data, off as usize, 0, min_pos) {
-            Decoded::Record(r) => Ok(Some(r)),
-            Decoded::End => {
-                if self.sealed() {
-                    Err(corrupt(
-                        &self.path,
-                        off,
-                        "zero record header inside a sealed segment",
-                    ))
-                } else {
-                    Ok(None)
-                }
-            }
+        let i = self.index.partition_point(|e| e.offset <= off);
+        let Some(e) = i.checked_sub(1).map(|i| self.index[i]) else {
+            return Err(corrupt(&self.path, off, "offset before the first run"));
+        };
+        if off >= e.end() {
+            return Err(corrupt(&self.path, off, "offset outside the index runs"));
+        }
+        self.check_run(i - 1)?;
+        let expect = e.position + (off - e.offset);
+        match decode(
+            data,
+            off as usize,
+            e.end() as usize,
+            0,
+            min_pos,
+            Some(expect),
+        ) {
+            Decoded::Record(r) if r.position >= min_pos => Ok(Some(r)),
+            Decoded::Record(_) => Err(corrupt(&self.path, off, "position does not increase")),
+            Decoded::End => Err(corrupt(&self.path, off, "zero record header inside a run")),
             Decoded::Bad(what) => Err(corrupt(&self.path, off, what)),
         }
     }
@@ -896,8 +1134,8 @@ impl SegmentReader {
         })
     }
 
-    /// File offset of the first record with a position at or after `pos`
-    /// (`Ok(None)`: every record here is before `pos`).
+    /// File offset and position of the first record with a position at or after
+    /// `pos` (`Ok(None)`: every record here is before `pos`).
     ///
     /// # Errors
     ///
@@ -955,31 +1193,30 @@ impl SegmentReader {
         }
     }
 
-    /// Check every record and, for a sealed segment, the footer's count, positions and
-    /// data checksum.
+    /// Check every run (checksum and records) and, for a sealed segment, the footer's
+    /// count, positions and data checksum. Returns the number of records.
     ///
     /// # Errors
     ///
     /// [`StoreError::Corrupt`] with the offset of the first problem.
     pub fn verify(&self) -> Result<u64, StoreError> {
-        let mut n = 0;
-        let mut crc = 0;
-        let mut last = None;
-        for r in self.iter() {
-            let r = r?;
-            crc =
-                crc32c::crc32c_append(crc, &self.data()[r.offset as usize..r.next_offset as usize]);
-            last = Some(r);
-            n += 1;
+        let (ok, sum, problem) = check_runs(self.data(), &self.index, self.header.base);
+        if let Some((off, what)) = problem {
+            return Err(corrupt(&self.path, off, what));
+        }
+        for c in &self.checked[..ok] {
+            c.store(true, Ordering::Relaxed);
+        }
+        if sum.data_end != self.summary.data_end {
+            return Err(corrupt(
+                &self.path,
+                sum.data_end,
+                "records end before the footer",
+            ));
         }
         if let Some((f, _)) = &self.footer {
-            let end = last.map(|r| r.next_offset).unwrap_or(SEG_HEADER as u64);
-            if end != f.data_end {
-                return Err(corrupt(&self.path, end, "records end before the footer"));
-            }
-            if n != f.count
-                || last.map(|r| (r.position, r.next_position))
-                    != (n > 0).then_some((f.last_pos, f.end_pos))
+            if sum.count != f.count
+                || (sum.count > 0 && (sum.last_pos, sum.end_pos) != (f.last_pos, f.end_pos))
             {
                 return Err(corrupt(
                     &self.path,
@@ -987,7 +1224,7 @@ impl SegmentReader {
                     "footer disagrees with the records",
                 ));
             }
-            if crc != f.data_crc {
+            if sum.crc != f.data_crc {
                 return Err(corrupt(
                     &self.path,
                     f.data_end + 72,
@@ -995,7 +1232,7 @@ impl SegmentReader {
                 ));
             }
         }
-        Ok(n)
+        Ok(sum.count)
     }
 }
 
@@ -1027,6 +1264,19 @@ impl<'a> Iterator for Records<'a> {
                 self.done = true;
                 Some(Err(e))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crc_combine_matches_a_single_pass() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 3) as u8).collect();
+        for split in [0, 1, 63, 64, 1000, 4096, 4999, 5000] {
+            let (a, b) = data.split_at(split);
+            let c = super::crc_combine(crc32c::crc32c(a), crc32c::crc32c(b), b.len() as u64);
+            assert_eq!(c, crc32c::crc32c(&data), "split at {split}");
         }
     }
 }

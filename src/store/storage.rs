@@ -1,10 +1,12 @@
 //! Where the recorder's bytes go: a small trait with an io_uring implementation, a
 //! `pwrite` fallback, and a fault-injecting implementation for tests.
 //!
-//! A backend takes ownership of each [`Write`] (and so of its buffer) when it is
-//! submitted and hands it back on completion: the buffer outlives the operation, which
-//! is what io_uring needs. A completion reports how many *more* bytes were written; a
-//! short write is normal and the caller resubmits the rest.
+//! A backend takes ownership of each [`Write`] (and so of its source bytes) when it is
+//! submitted and hands it back on completion: the source outlives the operation, which
+//! is what io_uring needs. The source is either an owned buffer or a [`Mapped`] range of
+//! a mapping (the recorder writes records straight from the topic's ring), which keeps
+//! the mapping alive. A completion reports how many *more* bytes were written; a short
+//! write is normal and the caller resubmits the rest.
 
 use std::collections::VecDeque;
 use std::io;
@@ -12,16 +14,75 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 
-/// One write: `buf[done..]` goes to `offset + done` in file `fd`.
+/// Bytes inside a memory mapping that stay valid and unchanged while the write that
+/// carries them is in flight.
+pub struct Mapped {
+    ptr: *const u8,
+    len: usize,
+    _owner: Arc<dyn Send + Sync>,
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapped")
+            .field("ptr", &self.ptr)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+// SAFETY: `Mapped` is a read-only view of shared memory kept alive by `_owner` (which
+// is Send + Sync); nothing in it is tied to a thread.
+unsafe impl Send for Mapped {}
+
+impl Mapped {
+    /// A view of `len` bytes at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// The bytes must stay mapped and readable while `owner` lives, and must not change
+    /// while the write is in flight (the caller checks that, and must not trust what was
+    /// written otherwise).
+    pub unsafe fn new(ptr: *const u8, len: usize, owner: Arc<dyn Send + Sync>) -> Mapped {
+        Mapped {
+            ptr,
+            len,
+            _owner: owner,
+        }
+    }
+}
+
+/// Where a write's bytes come from.
+#[derive(Debug)]
+pub enum Source {
+    /// An owned buffer.
+    Owned(Vec<u8>),
+    /// A range of a mapping, written without a copy.
+    Mapped(Mapped),
+}
+
+impl Source {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Source::Owned(v) => v,
+            // SAFETY: `Mapped::new`'s contract: mapped and readable while the owner
+            // (held by the `Mapped`) lives.
+            Source::Mapped(m) => unsafe { std::slice::from_raw_parts(m.ptr, m.len) },
+        }
+    }
+}
+
+/// One write: `src[done..]` goes to `offset + done` in file `fd`.
 #[derive(Debug)]
 pub struct Write {
     /// The file descriptor; the caller keeps the file open until the write is back.
     pub fd: RawFd,
-    /// File offset of `buf[0]`.
+    /// File offset of the first byte of `src`.
     pub offset: u64,
     /// The bytes.
-    pub buf: Vec<u8>,
-    /// Bytes of `buf` already written.
+    pub src: Source,
+    /// Bytes of `src` already written.
     pub done: usize,
     /// The caller's identifier.
     pub tag: u64,
@@ -30,7 +91,13 @@ pub struct Write {
 impl Write {
     /// Whether every byte is written.
     pub fn complete(&self) -> bool {
-        self.done >= self.buf.len()
+        self.done >= self.src.bytes().len()
+    }
+
+    /// The bytes still to write.
+    pub fn rest(&self) -> &[u8] {
+        let b = self.src.bytes();
+        &b[self.done.min(b.len())..]
     }
 }
 
@@ -123,7 +190,7 @@ impl Storage for PwriteStorage {
         "pwrite"
     }
     fn submit(&mut self, w: Write) -> Result<(), Box<(Write, io::Error)>> {
-        let r = pwrite(w.fd, &w.buf[w.done..], w.offset + w.done as u64);
+        let r = pwrite(w.fd, w.rest(), w.offset + w.done as u64);
         self.done.push_back((w, r));
         Ok(())
     }
@@ -241,9 +308,9 @@ impl Storage for UringStorage {
                 self.slab.len() - 1
             }
         };
-        let len = (w.buf.len() - w.done).min(u32::MAX as usize) as u32;
-        // SAFETY: in bounds (`done < len` for a write being submitted).
-        let ptr = unsafe { w.buf.as_ptr().add(w.done) };
+        let rest = w.rest();
+        let len = rest.len().min(u32::MAX as usize) as u32;
+        let ptr = rest.as_ptr();
         let entry = io_uring::opcode::Write::new(io_uring::types::Fd(w.fd), ptr, len)
             .offset(w.offset + w.done as u64)
             .build()
@@ -251,9 +318,10 @@ impl Storage for UringStorage {
         self.slab[slot] = Some(w);
         let mut spare = Vec::new();
         loop {
-            // SAFETY: the entry points into the heap buffer of the Write now owned by
-            // `self.slab[slot]`; it is neither freed nor moved (a Vec's heap data does not
-            // move with the Vec) until its completion is reaped in `drain`.
+            // SAFETY: the entry points into the source of the Write now owned by
+            // `self.slab[slot]`: a Vec's heap buffer (which does not move with the Vec) or
+            // a mapping kept alive by the `Mapped`; neither goes away until the
+            // completion is reaped in `drain` (and `drop` waits for every completion).
             let pushed = unsafe { self.ring.submission().push(&entry) };
             if pushed.is_ok() {
                 break;
@@ -408,7 +476,7 @@ impl FaultStorage {
         {
             return Err(self.fail(libc::EIO));
         }
-        let mut buf = &w.buf[w.done..];
+        let mut buf = w.rest();
         if c.short_writes.load(Ordering::SeqCst) && buf.len() > 1 {
             buf = &buf[..buf.len() / 2];
         }

@@ -1,0 +1,365 @@
+//! The store benchmark: the recorder against the disk it writes to, and what it costs
+//! the publishers.
+//!
+//! In one run, on one store directory (`SHMBUS_BENCH_STORE_DIR`, default the system
+//! temporary directory) and the same fsync policy (the recorder's default: `fdatasync`
+//! at most once a second), it measures
+//!
+//! - (a) raw sequential write bandwidth: a plain loop of 256 KiB `pwrite`s from one
+//!   buffer into a preallocated file, versus the recorder's sustained bandwidth while
+//!   one publisher thread sends 1 KiB records (992-byte payloads) as fast as it can:
+//!   bytes of records from the first send until the recorder has persisted the last;
+//! - (b) the publisher's send latency (p50, p99, p99.9; each `send_bytes` timed on its
+//!   own) at a paced rate of 1 KiB events, with the recorder running, versus the same
+//!   run without it (nobody subscribed);
+//! - (c) in the run with the recorder, the p99.9 of the sends around segment rollovers
+//!   (within one ring capacity of a segment boundary) versus the rest.
+//!
+//! It prints a Markdown section, and writes it to the file given with
+//! `--markdown-out <file>` as well.
+//!
+//! ```text
+//! cargo bench --bench store                 # full run (~2 GB written, ~1 min)
+//! cargo bench --bench store -- --quick      # smaller counts
+//! cargo bench --bench store -- --markdown-out target/store-bench.md
+//! cargo bench --bench store -- --only bandwidth   # or latency (for profiling)
+//! ```
+//!
+//! `SHMBUS_BENCH_PWRITE=1` makes the bandwidth run use the `pwrite` backend instead of
+//! io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size (default 256).
+
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use shmbus::store::{list_segments, PwriteStorage, Recorder, RecorderConfig};
+use shmbus::{Bus, Topic};
+
+/// Payload of a 1 KiB record (32-byte header + 992 bytes).
+const PAYLOAD: usize = 992;
+const RECORD: u64 = 1024;
+
+struct Config {
+    quick: bool,
+    /// Bytes for the bandwidth runs.
+    bytes: u64,
+    /// Events and rate for the latency runs.
+    events: u64,
+    rate: u64,
+    markdown_out: Option<PathBuf>,
+    store_root: PathBuf,
+    only: Option<String>,
+}
+
+impl Config {
+    fn from_args() -> Config {
+        let args: Vec<String> = std::env::args().collect();
+        let quick = args.iter().any(|a| a == "--quick");
+        let markdown_out = args
+            .iter()
+            .position(|a| a == "--markdown-out")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .cloned();
+        let store_root = std::env::var_os("SHMBUS_BENCH_STORE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        Config {
+            quick,
+            bytes: if quick { 256 << 20 } else { 1 << 30 },
+            events: if quick { 200_000 } else { 1_000_000 },
+            rate: 100_000,
+            markdown_out,
+            store_root,
+            only,
+        }
+    }
+}
+
+struct Dirs {
+    bus: PathBuf,
+    store: PathBuf,
+}
+
+impl Dirs {
+    fn new(root: &Path, tag: &str) -> Dirs {
+        let uniq = format!("{tag}-{}", std::process::id());
+        let shm = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let d = Dirs {
+            bus: shm.join(format!("shmbus-bench-bus-{uniq}")),
+            store: root.join(format!("shmbus-bench-store-{uniq}")),
+        };
+        std::fs::create_dir_all(&d.bus).expect("create bus dir");
+        std::fs::create_dir_all(&d.store).expect("create store dir");
+        d
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.bus);
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// (a) raw: 256 KiB pwrites into a preallocated file, fdatasync at most once a second.
+fn raw_bandwidth(dir: &Path, bytes: u64) -> f64 {
+    let path = dir.join("raw.dat");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .expect("create raw file");
+    let fd = f.as_raw_fd();
+    // SAFETY: plain syscall on a descriptor we own.
+    unsafe { libc::fallocate(fd, 0, 0, bytes as libc::off_t) };
+    let buf = vec![0x5au8; 256 << 10];
+    let t0 = Instant::now();
+    let mut last_sync = Instant::now();
+    let mut off = 0u64;
+    while off < bytes {
+        // SAFETY: `buf` is valid for the call.
+        let n = unsafe { libc::pwrite(fd, buf.as_ptr().cast(), buf.len(), off as libc::off_t) };
+        assert!(
+            n > 0,
+            "raw write failed: {}",
+            std::io::Error::last_os_error()
+        );
+        off += n as u64;
+        if last_sync.elapsed() >= Duration::from_secs(1) {
+            // SAFETY: as above.
+            unsafe { libc::fdatasync(fd) };
+            last_sync = Instant::now();
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    drop(f);
+    let _ = std::fs::remove_file(&path);
+    bytes as f64 / secs
+}
+
+fn topic(d: &Dirs, capacity: u64) -> Topic {
+    Bus::open_dir(&d.bus)
+        .expect("open bus")
+        .topic("bench")
+        .capacity(capacity)
+        .open_or_create()
+        .expect("create topic")
+}
+
+fn recorder_config(segment_size: u64) -> RecorderConfig {
+    let mut c = RecorderConfig {
+        segment_size,
+        ..Default::default()
+    };
+    if let Some(w) = std::env::var("SHMBUS_BENCH_WRITE_KIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        c.write_size = w << 10;
+    }
+    c
+}
+
+/// (a) the recorder: one publisher as fast as it can, until everything is persisted.
+fn recorder_bandwidth(root: &Path, bytes: u64) -> (f64, &'static str, u64) {
+    let d = Dirs::new(root, "bw");
+    let t = topic(&d, 64 << 20);
+    let cfg = recorder_config(256 << 20);
+    let rec = if std::env::var_os("SHMBUS_BENCH_PWRITE").is_some() {
+        Recorder::spawn_with(&t, &d.store, cfg, Box::new(PwriteStorage::new()))
+    } else {
+        Recorder::spawn(&t, &d.store, cfg)
+    }
+    .expect("recorder");
+    let mut p = t.publisher().expect("publisher");
+    let payload = vec![0xa5u8; PAYLOAD];
+    let n = bytes / RECORD;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        p.send_bytes(1, &payload).expect("send");
+    }
+    let tail = t.tail();
+    assert!(
+        rec.wait_persisted(tail, Duration::from_secs(600)),
+        "the recorder did not catch up"
+    );
+    let secs = t0.elapsed().as_secs_f64();
+    let stats = rec.stop().expect("stop recorder");
+    (bytes as f64 / secs, stats.storage, stats.segments)
+}
+
+struct Latencies {
+    all: Histogram<u64>,
+    rollover: Histogram<u64>,
+    steady: Histogram<u64>,
+    segments: usize,
+}
+
+/// (b)/(c) paced sends, each timed; with or without a recorder.
+fn send_latency(root: &Path, cfg: &Config, with_recorder: bool) -> Latencies {
+    let d = Dirs::new(root, if with_recorder { "lat-rec" } else { "lat" });
+    let ring = 4 << 20;
+    let t = topic(&d, ring);
+    let seg_size = if cfg.quick { 16 << 20 } else { 64 << 20 };
+    let rec = with_recorder
+        .then(|| Recorder::spawn(&t, &d.store, recorder_config(seg_size)).expect("recorder"));
+    let mut p = t.publisher().expect("publisher");
+    let payload = vec![0x3cu8; PAYLOAD];
+    let mut samples: Vec<(u64, u64)> = Vec::with_capacity(cfg.events as usize);
+    let gap = Duration::from_nanos(1_000_000_000 / cfg.rate);
+    let start = Instant::now();
+    for i in 0..cfg.events {
+        let due = start + gap * i as u32;
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        let s = Instant::now();
+        let pos = p.send_bytes(1, &payload).expect("send");
+        samples.push((pos, s.elapsed().as_nanos() as u64));
+    }
+    let mut bases = Vec::new();
+    if let Some(rec) = rec {
+        assert!(rec.wait_persisted(t.tail(), Duration::from_secs(600)));
+        rec.stop().expect("stop recorder");
+        bases = list_segments(&d.store.join("bench"))
+            .expect("list segments")
+            .iter()
+            .skip(1)
+            .map(|s| s.base)
+            .collect();
+    }
+    let mut l = Latencies {
+        all: Histogram::new(3).expect("histogram"),
+        rollover: Histogram::new(3).expect("histogram"),
+        steady: Histogram::new(3).expect("histogram"),
+        segments: bases.len() + 1,
+    };
+    for (pos, ns) in samples {
+        let near = bases.iter().any(|&b| pos + ring >= b && pos <= b + ring);
+        l.all.record(ns.max(1)).expect("record");
+        if near {
+            l.rollover.record(ns.max(1)).expect("record");
+        } else {
+            l.steady.record(ns.max(1)).expect("record");
+        }
+    }
+    l
+}
+
+fn q(h: &Histogram<u64>, p: f64) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.value_at_quantile(p)
+    }
+}
+
+fn main() {
+    // `cargo test --benches` runs bench binaries with `--bench`-less test flags: skip.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    let cfg = Config::from_args();
+    if cfg.only.as_deref() == Some("bandwidth") {
+        let (bw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
+        println!(
+            "recorder: {:.0} MB/s ({storage}, {segs} segments)",
+            bw / 1e6
+        );
+        return;
+    }
+    if cfg.only.as_deref() == Some("latency") {
+        let l = send_latency(&cfg.store_root, &cfg, true);
+        println!(
+            "with the recorder: p50 {} ns, p99 {} ns, p99.9 {} ns",
+            q(&l.all, 0.5),
+            q(&l.all, 0.99),
+            q(&l.all, 0.999)
+        );
+        return;
+    }
+    let raw_dir = Dirs::new(&cfg.store_root, "raw");
+    eprintln!("store bench: raw bandwidth ({} MiB)...", cfg.bytes >> 20);
+    let raw = raw_bandwidth(&raw_dir.store, cfg.bytes);
+    drop(raw_dir);
+    eprintln!("store bench: recorder bandwidth...");
+    let (recbw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
+    eprintln!("store bench: send latency without a recorder...");
+    let base = send_latency(&cfg.store_root, &cfg, false);
+    eprintln!("store bench: send latency with the recorder...");
+    let with = send_latency(&cfg.store_root, &cfg, true);
+
+    let mb = |b: f64| b / 1e6;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let mut md = String::new();
+    md.push_str("### Store: recorder versus the disk\n\n");
+    md.push_str(&format!(
+        "Store directory `{}`, fsync at most once a second, storage backend `{storage}`{}.\n\n",
+        cfg.store_root.display(),
+        if cfg.quick { ", `--quick`" } else { "" }
+    ));
+    md.push_str("| (a) sequential write bandwidth | MB/s |\n|---|---:|\n");
+    md.push_str(&format!(
+        "| raw: 256 KiB `pwrite` loop, {} MiB | {:.0} |\n",
+        cfg.bytes >> 20,
+        mb(raw)
+    ));
+    md.push_str(&format!(
+        "| recorder: 1 KiB records, one publisher at full speed ({segs} segments) | {:.0} |\n",
+        mb(recbw)
+    ));
+    md.push_str(&format!(
+        "| ratio recorder / raw | **{:.2}** (target ≥ 0.9) |\n\n",
+        recbw / raw
+    ));
+    md.push_str(&format!(
+        "(b) Publisher `send_bytes` latency, 1 KiB events paced at {} events/s, {} events, \
+         4 MiB ring:\n\n",
+        cfg.rate, cfg.events
+    ));
+    md.push_str("| | p50 | p99 | p99.9 |\n|---|---:|---:|---:|\n");
+    md.push_str(&format!(
+        "| without a recorder | {} ns | {} ns | {} ns |\n",
+        q(&base.all, 0.5),
+        q(&base.all, 0.99),
+        q(&base.all, 0.999)
+    ));
+    md.push_str(&format!(
+        "| with the recorder | {} ns | {} ns | {} ns |\n",
+        q(&with.all, 0.5),
+        q(&with.all, 0.99),
+        q(&with.all, 0.999)
+    ));
+    md.push_str(&format!(
+        "| ratio | {:.2} | **{:.2}** (target ≤ 1.1) | {:.2} |\n\n",
+        ratio(q(&with.all, 0.5), q(&base.all, 0.5)),
+        ratio(q(&with.all, 0.99), q(&base.all, 0.99)),
+        ratio(q(&with.all, 0.999), q(&base.all, 0.999))
+    ));
+    md.push_str(&format!(
+        "(c) With the recorder, {} segments: p99.9 of sends within one ring capacity of a \
+         segment rollover {} ns ({} sends), elsewhere {} ns ({} sends).\n",
+        with.segments,
+        q(&with.rollover, 0.999),
+        with.rollover.len(),
+        q(&with.steady, 0.999),
+        with.steady.len()
+    ));
+    println!("{md}");
+    if let Some(p) = &cfg.markdown_out {
+        std::fs::write(p, &md).expect("write --markdown-out file");
+    }
+}
