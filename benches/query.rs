@@ -3,16 +3,14 @@
 //!
 //! In one run it
 //!
-//! 1. writes >= 1 GiB of segments (64 MiB each, with footers and sparse indexes) with
-//!    the store's own encoding (`encode_record`, `Summary::seal_bytes`,
-//!    `index::encode`) holding `Tick` events (rkyv payloads of 80 bytes, 128-byte
-//!    records), and the same events as JSON lines, both in a temporary directory (so in
-//!    the page cache),
+//! 1. writes >= 1 GiB of segments (64 MiB each, sealed, with their indexes of
+//!    checksummed runs) with the store's own `SegmentBuilder` holding `Tick` events
+//!    (rkyv payloads of 80 bytes, 128-byte records), and the same events as JSON
+//!    lines, both in a temporary directory (so in the page cache),
 //! 2. scans the store single-threaded with `shmbus::query` (`StoreTopic::scan`, a
-//!    `count` aggregate) for a header-field filter and two schema-field filters, best
-//!    of three runs each,
+//!    `count` aggregate) for a header-field filter and two schema-field filters,
 //! 3. runs `grep -c -F '"side":"Buy"'` (and `rg -c` if installed) over the JSON lines,
-//!    best of three,
+//!    in rounds that interleave them with the scans (5 by default, the best of each),
 //!
 //! and prints a Markdown table: events/s, GB/s of segment (or JSON) bytes, and the
 //! ratio to grep.
@@ -33,10 +31,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use shmbus::query::{Cell, Plan, QuerySpec, ScanStats, StoreTopic};
-use shmbus::store::index::{self, IndexEntry};
-use shmbus::store::segment::{
-    encode_record, idx_name, seg_name, Summary, SEG_HEADER, SEG_MAGIC, SEG_VERSION,
-};
+use shmbus::store::SegmentBuilder;
 use shmbus::Event as _;
 
 #[shmbus::event]
@@ -92,21 +87,9 @@ fn tick(i: u64) -> Tick {
     }
 }
 
-fn seg_header(base: u64) -> Vec<u8> {
-    let mut h = Vec::with_capacity(SEG_HEADER);
-    h.extend_from_slice(&SEG_MAGIC.to_le_bytes());
-    h.extend_from_slice(&SEG_VERSION.to_le_bytes());
-    h.extend_from_slice(&(SEG_HEADER as u32).to_le_bytes());
-    h.extend_from_slice(&base.to_le_bytes());
-    h.extend_from_slice(&T0.to_le_bytes());
-    h.extend_from_slice(&Tick::TYPE_ID.to_le_bytes());
-    h.extend_from_slice(&Tick::schema().fingerprint().to_le_bytes());
-    h.resize(SEG_HEADER, 0);
-    h
-}
-
-/// Writes `total` bytes of segments into `dir` and the same events as JSON lines into
-/// `json`; returns (events, segment bytes, JSON bytes, payload length).
+/// Writes `total` bytes of segments into `dir` with the store's
+/// [`SegmentBuilder`] and the same events as JSON lines into `json`; returns
+/// (events, segment bytes, JSON bytes, payload length).
 fn write_data(dir: &Path, json: &Path, total: usize) -> (u64, u64, u64, usize) {
     std::fs::create_dir_all(dir).unwrap();
     let schema = Tick::schema();
@@ -114,47 +97,29 @@ fn write_data(dir: &Path, json: &Path, total: usize) -> (u64, u64, u64, usize) {
     let mut jw = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(json).unwrap());
     let (mut pos, mut i, mut seg_bytes, mut json_bytes) = (0u64, 0u64, 0u64, 0u64);
     let mut line = String::new();
-    let mut rec = Vec::with_capacity(256);
     let mut payload_len = 0;
     while (seg_bytes as usize) < total {
-        let base = pos;
-        let mut file = seg_header(base);
-        file.reserve(SEGMENT);
-        let mut sum = Summary::new();
-        let mut entries = Vec::new();
-        let (mut last_entry, mut max_ts) = (None::<usize>, 0u64);
-        while file.len() + 256 < SEGMENT {
+        let mut seg = SegmentBuilder::new(pos, Tick::TYPE_ID, schema.fingerprint());
+        while seg.len() as usize + 256 < SEGMENT {
             let t = tick(i);
             let ts = T0 + i * 1000;
             let payload = shmbus::rkyv::to_bytes::<shmbus::rkyv::rancor::Error>(&t).unwrap();
             payload_len = payload.len();
-            rec.clear();
-            encode_record(&mut rec, pos, ts, Tick::TYPE_ID, &payload);
-            if last_entry.is_none_or(|l| file.len() - l >= index::DEFAULT_INTERVAL as usize) {
-                entries.push(IndexEntry::new(pos, file.len() as u64, max_ts));
-                last_entry = Some(file.len());
-            }
-            max_ts = max_ts.max(ts);
-            sum.add(pos, ts, &rec);
-            file.extend_from_slice(&rec);
-            let at = pos;
-            pos += rec.len() as u64;
+            let at = seg.push(ts, Tick::TYPE_ID, &payload);
             line.clear();
             shmbus::json::render_json(schema, &payload, &mut line).unwrap();
             line.pop();
             line.push_str(&format!(
-                ",\"position\":{},\"time\":{ts},\"type\":{}}}\n",
-                at,
+                ",\"position\":{at},\"time\":{ts},\"type\":{}}}\n",
                 Tick::TYPE_ID
             ));
             jw.write_all(line.as_bytes()).unwrap();
             json_bytes += line.len() as u64;
             i += 1;
         }
-        file.extend_from_slice(&sum.seal_bytes(&schema_bytes));
-        seg_bytes += file.len() as u64;
-        std::fs::write(dir.join(seg_name(base)), &file).unwrap();
-        std::fs::write(dir.join(idx_name(base)), index::encode(base, &entries)).unwrap();
+        pos = seg.next_position();
+        let path = seg.write(dir, &schema_bytes).unwrap();
+        seg_bytes += std::fs::metadata(path).unwrap().len();
     }
     jw.flush().unwrap();
     (i, seg_bytes, json_bytes, payload_len)

@@ -242,8 +242,13 @@ pub struct ScanStats {
     pub bytes_scanned: u64,
     /// Records that passed the range and the filter.
     pub records_matched: u64,
-    /// Records whose crc32c was checked (those whose payload was read).
+    /// Records whose payload was read, each after the crc32c of its run was verified.
     pub payloads_verified: u64,
+    /// Runs of records (index entries, at most 4 KiB) whose crc32c this scan checked.
+    pub runs_verified: u64,
+    /// Segments read by their records' structure alone: unsealed ones whose index was
+    /// missing, so no checksum vouches for their records.
+    pub segments_unverified: u64,
     /// Records whose payload did not decode with the schema (never matched).
     pub undecodable: u64,
     /// Live lossy topics: bytes producers overwrote before the scan read them.
@@ -257,13 +262,16 @@ impl ScanStats {
     pub fn to_json(&self) -> String {
         format!(
             "{{\"segments\":{},\"segments_skipped\":{},\"records_scanned\":{},\"bytes_scanned\":{},\
-             \"records_matched\":{},\"payloads_verified\":{},\"undecodable\":{},\"missed_bytes\":{},\"rows\":{}}}",
+             \"records_matched\":{},\"payloads_verified\":{},\"runs_verified\":{},\"segments_unverified\":{},\
+             \"undecodable\":{},\"missed_bytes\":{},\"rows\":{}}}",
             self.segments,
             self.segments_skipped,
             self.records_scanned,
             self.bytes_scanned,
             self.records_matched,
             self.payloads_verified,
+            self.runs_verified,
+            self.segments_unverified,
             self.undecodable,
             self.missed_bytes,
             self.rows

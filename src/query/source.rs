@@ -9,7 +9,6 @@ use zerocopy::FromBytes;
 
 use crate::bus::{Raw, Topic};
 use crate::error::RecvError;
-use crate::layout::{record_size, RECORD_ALIGN, RECORD_HEADER};
 use crate::query::eval::Rec;
 use crate::query::plan::{Exec, Flow, Plan};
 use crate::query::{Cell, QueryError, ScanStats};
@@ -24,9 +23,6 @@ use crate::wait::Wait;
 
 /// Records between two calls of the progress callback.
 const PROGRESS_EVERY: u64 = 1 << 20;
-
-/// Offset of the checksum word in a stored record header.
-const R_CRC: usize = 12;
 
 /// A segment of a store topic, with its footer if it is sealed.
 #[derive(Debug, Clone)]
@@ -265,15 +261,31 @@ impl StoreTopic {
     ///
     /// Segments whose footer shows they hold nothing in the plan's time or position
     /// range are skipped without reading them; inside a segment the sparse index
-    /// finds the first record at `from_time` / `from_position`. Every record read is
-    /// checked structurally (commit word, increasing positions, bounds); its crc32c is
-    /// checked whenever its payload is read. Records the filter rejects from their
-    /// header alone are not checksummed, so a header-only query never reads payloads.
+    /// finds the first record at `from_time` / `from_position`.
+    ///
+    /// Segments are read through the store's [`SegmentReader`], so they are checked
+    /// the way every reader of the store checks them. The records carry no checksum of
+    /// their own; the index holds one crc32c per run of records (at most 4 KiB).
+    ///
+    /// - Every record read is checked structurally: commit word `position | 1`,
+    ///   position consecutive inside its run (so increasing), length within its run.
+    /// - Before any payload of a run is read (by the filter or for the output), the
+    ///   run's crc32c is verified, so every payload a query uses is covered by a
+    ///   verified checksum. A filter on header fields alone checks structure only and
+    ///   never reads or checksums a payload ([`ScanStats::runs_verified`] stays 0;
+    ///   only the seek to `from_time` / `from_position` verifies the runs it reads,
+    ///   through [`SegmentReader::seek_time`], as every store reader does).
+    /// - A sealed segment whose index is missing or damaged is read with an index
+    ///   rebuilt from its records once the footer's crc32c of all its data verifies
+    ///   (else it is corrupt at the footer's checksum). An unsealed segment without a
+    ///   usable index is read by the records' structure alone, as the store's reader
+    ///   does; it is counted in [`ScanStats::segments_unverified`].
     ///
     /// # Errors
     ///
     /// [`QueryError::Store`] with `StoreError::Corrupt { path, offset, .. }` for a
-    /// damaged record or footer, I/O errors.
+    /// damaged record (its offset), run (the run's offset: `run checksum mismatch`),
+    /// index or footer; I/O errors.
     pub fn scan(
         &self,
         plan: &Plan,
@@ -293,66 +305,40 @@ impl StoreTopic {
                     continue;
                 }
             }
-            let flow =
-                if let (Some(f), None, None) = (&seg.footer, plan.from_time, plan.from_position) {
-                    scan_sealed(
-                        plan,
-                        &seg.info.path,
-                        f,
-                        SEG_HEADER as u64,
-                        f.first_pos,
-                        &mut exec,
-                        &mut stats,
-                        sink,
-                        progress,
-                    )?
-                } else {
-                    let reader = match SegmentReader::open(&seg.info.path) {
-                        Ok(r) => r,
-                        Err(StoreError::Io { source, .. })
-                            if source.kind() == std::io::ErrorKind::NotFound =>
-                        {
-                            stats.segments_skipped += 1;
-                            continue;
-                        }
-                        Err(e) => return Err(QueryError::Store(e)),
-                    };
-                    let mut start = (SEG_HEADER as u64, reader.base());
-                    if let Some(p) = plan.from_position {
-                        match reader.seek_position(p).map_err(QueryError::Store)? {
-                            Some(at) => start = start.max(at),
-                            None => {
-                                stats.segments_skipped += 1;
-                                continue 'segs;
-                            }
-                        }
+            let reader = match SegmentReader::open(&seg.info.path) {
+                Ok(r) => r,
+                // Deleted by retention since the listing: not part of the store now.
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    stats.segments_skipped += 1;
+                    continue;
+                }
+                Err(e) => return Err(QueryError::Store(e)),
+            };
+            if reader.unverified() {
+                stats.segments_unverified += 1;
+            }
+            let mut start = SEG_HEADER as u64;
+            if let Some(p) = plan.from_position {
+                match reader.seek_position(p)? {
+                    Some((off, _)) => start = start.max(off),
+                    None => {
+                        stats.segments_skipped += 1;
+                        continue 'segs;
                     }
-                    if let Some(t) = plan.from_time {
-                        match reader.seek_time(t).map_err(QueryError::Store)? {
-                            Some(at) => start = start.max(at),
-                            None => {
-                                stats.segments_skipped += 1;
-                                continue 'segs;
-                            }
-                        }
+                }
+            }
+            if let Some(t) = plan.from_time {
+                match reader.seek_time(t)? {
+                    Some((off, _)) => start = start.max(off),
+                    None => {
+                        stats.segments_skipped += 1;
+                        continue 'segs;
                     }
-                    match &seg.footer {
-                        Some(f) => scan_sealed(
-                            plan,
-                            &seg.info.path,
-                            f,
-                            start.0,
-                            start.1,
-                            &mut exec,
-                            &mut stats,
-                            sink,
-                            progress,
-                        )?,
-                        None => scan_reader(
-                            plan, &reader, start.0, start.1, &mut exec, &mut stats, sink, progress,
-                        )?,
-                    }
-                };
+                }
+            }
+            let flow = scan_segment(plan, &reader, start, &mut exec, &mut stats, sink, progress)?;
             progress(&stats);
             if flow == Flow::Stop {
                 break;
@@ -363,233 +349,87 @@ impl StoreTopic {
     }
 }
 
-/// Checks a stored record's crc32c (header with the crc word zeroed, then payload)
-/// and its zero padding. `rec` is the whole stored record.
-#[inline]
-fn verify(rec: &[u8], len: usize) -> bool {
-    let stored = u32::from_le_bytes([rec[R_CRC], rec[R_CRC + 1], rec[R_CRC + 2], rec[R_CRC + 3]]);
-    let n = RECORD_HEADER + len;
-    record_crc(&rec[..n]) == stored && rec[n..].iter().fold(0u8, |a, &b| a | b) == 0
-}
-
-/// crc32c of a record's header (with the crc word as zero) and payload, exactly as
-/// `crc32c::crc32c` computes it. With SSE 4.2 it is a straight run of `crc32`
-/// instructions: the crate's general entry point costs several times more per call
-/// for buffers this small, and this runs once per record a query reads.
-#[inline]
-fn record_crc(rec: &[u8]) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("sse4.2") {
-            // SAFETY: the CPU supports SSE 4.2, checked just above.
-            return unsafe { record_crc_sse42(rec) };
-        }
-    }
-    let mut h = [0u8; RECORD_HEADER];
-    h.copy_from_slice(&rec[..RECORD_HEADER]);
-    h[R_CRC..R_CRC + 4].fill(0);
-    crc32c::crc32c_append(crc32c::crc32c(&h), &rec[RECORD_HEADER..])
-}
-
-/// [`record_crc`] with the SSE 4.2 `crc32` instruction.
+/// The scan loop over one segment from file offset `off` (a record's), run by run.
 ///
-/// # Safety
+/// Each record's header is checked for structure as it is read ([`Run::records_from`]:
+/// commit word, position, length within its run). A run's crc32c from the index is
+/// verified before the first payload of the run is read, by the filter or by the
+/// output, so every payload a query uses is covered by a verified checksum; records
+/// that are rejected by their header fields alone do not make their run be verified.
 ///
-/// The CPU must support SSE 4.2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "sse4.2")]
-// Older compilers need the block below; newer ones treat these intrinsics as safe in
-// a function with the feature enabled.
-#[allow(unused_unsafe)]
-unsafe fn record_crc_sse42(rec: &[u8]) -> u32 {
-    use std::arch::x86_64::{_mm_crc32_u64, _mm_crc32_u8};
-    let word = |c: &[u8]| u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
-    let (header, payload) = rec.split_at(RECORD_HEADER.min(rec.len()));
-    // SAFETY: the intrinsics need SSE 4.2, which the caller guarantees; they read no
-    // memory.
-    unsafe {
-        let mut crc = u64::from(u32::MAX);
-        for (i, c) in header.chunks_exact(8).enumerate() {
-            let mut w = word(c);
-            if i == R_CRC / 8 {
-                // Bytes 12..16, the crc word itself, count as zero.
-                w &= 0xffff_ffff;
-            }
-            crc = _mm_crc32_u64(crc, w);
-        }
-        let mut words = payload.chunks_exact(8);
-        for c in &mut words {
-            crc = _mm_crc32_u64(crc, word(c));
-        }
-        let mut crc = crc as u32;
-        for &b in words.remainder() {
-            crc = _mm_crc32_u8(crc, b);
-        }
-        !crc
-    }
-}
-
-/// The scan loop over a sealed segment's mapped records from file offset `off`.
+/// [`Run::records_from`]: crate::store::Run::records_from
 #[allow(clippy::too_many_arguments)]
-fn scan_sealed(
+fn scan_segment(
     plan: &Plan,
-    path: &Path,
-    footer: &Footer,
-    mut off: u64,
-    mut min_pos: u64,
+    reader: &SegmentReader,
+    off: u64,
     exec: &mut Exec,
     stats: &mut ScanStats,
     sink: &mut dyn FnMut(&[Cell]) -> bool,
     progress: &mut dyn FnMut(&ScanStats),
 ) -> Result<Flow, QueryError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            stats.segments_skipped += 1;
-            return Ok(Flow::Continue);
-        }
-        Err(e) => return Err(io(path, "open segment", e)),
-    };
-    // SAFETY: a sealed segment (it has a valid trailer and footer) is never written or
-    // truncated again, only unlinked, which keeps the mapping valid. Every read below
-    // is a bounds-checked slice of the mapping.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io(path, "map segment", e))?;
-    let _ = map.advise(memmap2::Advice::Sequential);
-    let end = footer.data_end;
-    let Some(data) = map.get(..end as usize) else {
-        return Err(corrupt(path, end, "footer points past the end of the file"));
+    let Some(first) = reader.run_at(off) else {
+        return Ok(Flow::Continue);
     };
     let verify_first = plan.filter_needs_payload();
     let verify_out = plan.output_needs_payload();
     let mut next_progress = stats.records_scanned + PROGRESS_EVERY;
-    let start_off = off;
+    let (start_off, mut end_off) = (off, off);
     let mut flow = Flow::Continue;
-    while off < end {
-        if stats.records_scanned >= next_progress {
-            stats.bytes_scanned += off - start_off;
-            progress(stats);
-            stats.bytes_scanned -= off - start_off;
-            next_progress = stats.records_scanned + PROGRESS_EVERY;
-        }
-        let at = off as usize;
-        let Some(h) = data.get(at..at + RECORD_HEADER) else {
-            return Err(corrupt(path, off, "truncated record header"));
-        };
-        let word = u64::from_le_bytes(h[0..8].try_into().unwrap_or_default());
-        if word & (RECORD_ALIGN - 1) != 1 {
-            return Err(corrupt(
-                path,
-                off,
-                "commit word is not a committed data record",
-            ));
-        }
-        let position = word & !(RECORD_ALIGN - 1);
-        if position < min_pos {
-            return Err(corrupt(path, off, "position does not increase"));
-        }
-        let len = u32::from_le_bytes(h[8..12].try_into().unwrap_or_default()) as usize;
-        let size = record_size(len);
-        let Some(stored) = data
-            .get(at..(off + size) as usize)
-            .filter(|_| off + size <= end)
-        else {
-            return Err(corrupt(
-                path,
-                off,
-                "record extends past the end of the data",
-            ));
-        };
-        let rec = Rec {
-            position,
-            timestamp: u64::from_le_bytes(h[24..32].try_into().unwrap_or_default()),
-            type_id: u64::from_le_bytes(h[16..24].try_into().unwrap_or_default()),
-            payload: &stored[RECORD_HEADER..RECORD_HEADER + len],
-        };
-        stats.records_scanned += 1;
-        off += size;
-        min_pos = position + size;
-        if !plan.in_range(&rec) {
-            continue;
-        }
-        let mut verified = false;
-        if verify_first {
-            if !verify(stored, len) {
-                return Err(corrupt(path, off - size, "record checksum mismatch"));
+    'runs: for i in first..reader.index().len() {
+        let Some(run) = reader.run(i) else { break };
+        let mut verified = run.is_verified();
+        for r in run.records_from(off) {
+            let r = r?;
+            end_off = r.next_offset;
+            stats.records_scanned += 1;
+            if stats.records_scanned >= next_progress {
+                stats.bytes_scanned += end_off - start_off;
+                progress(stats);
+                stats.bytes_scanned -= end_off - start_off;
+                next_progress = stats.records_scanned + PROGRESS_EVERY;
             }
-            stats.payloads_verified += 1;
-            verified = true;
-        }
-        match plan.matches(&rec) {
-            Some(true) => {}
-            Some(false) => continue,
-            None => {
-                stats.undecodable += 1;
+            let rec = Rec {
+                position: r.position,
+                timestamp: r.timestamp,
+                type_id: r.type_id,
+                payload: r.bytes,
+            };
+            if !plan.in_range(&rec) {
                 continue;
             }
-        }
-        if verify_out && !verified {
-            if !verify(stored, len) {
-                return Err(corrupt(path, off - size, "record checksum mismatch"));
+            if verify_first {
+                if !verified {
+                    run.verify()?;
+                    stats.runs_verified += 1;
+                    verified = true;
+                }
+                stats.payloads_verified += 1;
             }
-            stats.payloads_verified += 1;
-        }
-        stats.records_matched += 1;
-        if exec.accept(plan, &rec, stats, sink) == Flow::Stop {
-            flow = Flow::Stop;
-            break;
-        }
-    }
-    stats.bytes_scanned += off - start_off;
-    Ok(flow)
-}
-
-/// The scan loop over a segment through [`SegmentReader`] (the unsealed tail segment):
-/// every record is checksummed.
-#[allow(clippy::too_many_arguments)]
-fn scan_reader(
-    plan: &Plan,
-    reader: &SegmentReader,
-    mut off: u64,
-    mut min_pos: u64,
-    exec: &mut Exec,
-    stats: &mut ScanStats,
-    sink: &mut dyn FnMut(&[Cell]) -> bool,
-    progress: &mut dyn FnMut(&ScanStats),
-) -> Result<Flow, QueryError> {
-    let start_off = off;
-    let mut flow = Flow::Continue;
-    while let Some(r) = reader.record_at(off, min_pos).map_err(QueryError::Store)? {
-        off = r.next_offset;
-        min_pos = r.next_position;
-        stats.records_scanned += 1;
-        stats.payloads_verified += 1;
-        if stats.records_scanned % PROGRESS_EVERY == 0 {
-            progress(stats);
-        }
-        let rec = Rec {
-            position: r.position,
-            timestamp: r.timestamp,
-            type_id: r.type_id,
-            payload: r.bytes,
-        };
-        if !plan.in_range(&rec) {
-            continue;
-        }
-        match plan.matches(&rec) {
-            Some(true) => {}
-            Some(false) => continue,
-            None => {
-                stats.undecodable += 1;
-                continue;
+            match plan.matches(&rec) {
+                Some(true) => {}
+                Some(false) => continue,
+                None => {
+                    stats.undecodable += 1;
+                    continue;
+                }
+            }
+            if verify_out && !verify_first {
+                if !verified {
+                    run.verify()?;
+                    stats.runs_verified += 1;
+                    verified = true;
+                }
+                stats.payloads_verified += 1;
+            }
+            stats.records_matched += 1;
+            if exec.accept(plan, &rec, stats, sink) == Flow::Stop {
+                flow = Flow::Stop;
+                break 'runs;
             }
         }
-        stats.records_matched += 1;
-        if exec.accept(plan, &rec, stats, sink) == Flow::Stop {
-            flow = Flow::Stop;
-            break;
-        }
     }
-    stats.bytes_scanned += off - start_off;
+    stats.bytes_scanned += end_off - start_off;
     Ok(flow)
 }
 
@@ -679,37 +519,5 @@ impl LiveTopic {
         }
         exec.finish(plan, &mut stats, sink);
         Ok(stats)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn record_crc_matches_the_crate() {
-        let bytes: Vec<u8> = (0..600u32).map(|i| (i * 31 + 7) as u8).collect();
-        for n in RECORD_HEADER..bytes.len() {
-            let mut h = [0u8; RECORD_HEADER];
-            h.copy_from_slice(&bytes[..RECORD_HEADER]);
-            h[R_CRC..R_CRC + 4].fill(0);
-            let want = crc32c::crc32c_append(crc32c::crc32c(&h), &bytes[RECORD_HEADER..n]);
-            assert_eq!(record_crc(&bytes[..n]), want, "{n} bytes");
-        }
-    }
-
-    #[test]
-    fn record_checks_match_the_store_encoding() {
-        for len in [0usize, 1, 7, 8, 80, 95, 224, 225, 300, 1000] {
-            let payload: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-            let mut rec = Vec::new();
-            crate::store::segment::encode_record(&mut rec, 64 * 9, 12345, 77, &payload);
-            assert!(verify(&rec, len), "len {len}");
-            for i in 0..rec.len() {
-                let mut bad = rec.clone();
-                bad[i] ^= 0x10;
-                assert!(!verify(&bad, len), "len {len}, byte {i} flipped");
-            }
-        }
     }
 }

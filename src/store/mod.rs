@@ -76,7 +76,9 @@ pub use recorder::{Fsync, Recorder, RecorderConfig, RecorderHandle, RecorderStat
 pub use recovery::{recover_topic, verify_segment, verify_topic, RecoveryReport, SegmentCheck};
 pub use replay::{Replay, ReplayEvent, ReplayStart};
 pub use retention::{apply_retention, Retention, RetentionReport};
-pub use segment::{list_segments, SegmentInfo, SegmentReader, StoredRecord};
+pub use segment::{
+    list_segments, Run, RunRecords, SegmentBuilder, SegmentInfo, SegmentReader, StoredRecord,
+};
 pub use storage::{FaultControl, FaultStorage, PwriteStorage, Storage, UringStorage, Write};
 
 /// A store operation failed.

@@ -288,6 +288,7 @@ pub enum Decoded<'a> {
 /// `base_off`). With `expect` the record must be at exactly that position (inside a
 /// run), else at `min_pos` or later. Checks the structure only: commit word, length
 /// bounds, position; checksums are the caller's (per run).
+#[inline]
 pub fn decode(
     buf: &[u8],
     at: usize,
@@ -434,6 +435,136 @@ pub fn header_bytes(base: u64, type_id: u64, fingerprint: u64) -> [u8; SEG_HEADE
     let mut out = [0u8; SEG_HEADER];
     out.copy_from_slice(h.as_bytes());
     out
+}
+
+/// Builds a sealed segment and its index in memory with the store's own encoding, for
+/// programs that write a store without a ring (benchmarks, test fixtures): the records
+/// as the ring holds them ([`encode_record`]), runs cut the way a rebuilt index cuts
+/// them (at position jumps and every `interval` bytes, [`index::DEFAULT_INTERVAL`] by
+/// default) with their checksums, and the footer with the data checksum. What it
+/// writes reads back through [`SegmentReader`] exactly like a recorder's segment.
+///
+/// # Examples
+///
+/// ```
+/// use shmbus::store::segment::SegmentBuilder;
+///
+/// let dir = std::env::temp_dir().join(format!("shmbus-doc-builder-{}", std::process::id()));
+/// let mut b = SegmentBuilder::new(0, 0, 0);
+/// assert_eq!(b.push(1_000, 7, b"first"), 0);
+/// assert_eq!(b.push(2_000, 7, b"second"), 64);
+/// b.skip_to(256); // a gap, as the ring's padding records leave
+/// assert_eq!(b.push(3_000, 7, b"third"), 256);
+/// let path = b.write(&dir, &[])?;
+/// let seg = shmbus::store::SegmentReader::open(&path)?;
+/// assert_eq!(seg.verify()?, 3);
+/// assert_eq!(seg.index().len(), 2); // two runs: the gap splits them
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SegmentBuilder {
+    base: u64,
+    next: u64,
+    interval: u64,
+    data: Vec<u8>,
+}
+
+impl SegmentBuilder {
+    /// A segment whose first record will be at `base` (64-byte aligned), of a topic
+    /// with event type id `type_id` and schema fingerprint `fingerprint` (0 and 0 for
+    /// raw bytes).
+    ///
+    /// # Panics
+    ///
+    /// If `base` is not a multiple of 64.
+    pub fn new(base: u64, type_id: u64, fingerprint: u64) -> SegmentBuilder {
+        assert!(
+            base % RECORD_ALIGN == 0,
+            "base {base} is not 64-byte aligned"
+        );
+        SegmentBuilder {
+            base,
+            next: base,
+            interval: index::DEFAULT_INTERVAL,
+            data: header_bytes(base, type_id, fingerprint).to_vec(),
+        }
+    }
+
+    /// Cut runs once they are `interval` bytes long (default
+    /// [`index::DEFAULT_INTERVAL`]).
+    pub fn with_interval(mut self, interval: u64) -> SegmentBuilder {
+        self.interval = interval.max(RECORD_ALIGN);
+        self
+    }
+
+    /// Append a record at the next position; returns its position.
+    pub fn push(&mut self, timestamp: u64, type_id: u64, payload: &[u8]) -> u64 {
+        let position = self.next;
+        encode_record(&mut self.data, position, timestamp, type_id, payload);
+        self.next = position + record_size(payload.len());
+        position
+    }
+
+    /// Leave the positions up to `position` out (as the ring's padding and gap records
+    /// are); the next record is at `position`.
+    ///
+    /// # Panics
+    ///
+    /// If `position` is before the next position or not 64-byte aligned.
+    pub fn skip_to(&mut self, position: u64) {
+        assert!(
+            position >= self.next && position % RECORD_ALIGN == 0,
+            "cannot skip to position {position} from {}",
+            self.next
+        );
+        self.next = position;
+    }
+
+    /// The position the next record gets (the next segment's base once this one is
+    /// finished).
+    pub fn next_position(&self) -> u64 {
+        self.next
+    }
+
+    /// Bytes so far: the segment header and the records.
+    pub fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+
+    /// Whether no record was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.data.len() == SEG_HEADER
+    }
+
+    /// The sealed segment file (footer with `schema`, the topic's encoded schema or
+    /// empty for raw topics) and its index file.
+    pub fn finish(self, schema: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let mut data = self.data;
+        let (runs, sum, problem) = runs_by_structure(&data, data.len(), self.base, self.interval);
+        debug_assert!(problem.is_none(), "{problem:?}");
+        debug_assert_eq!(sum.data_end, data.len() as u64);
+        data.extend_from_slice(&sum.seal_bytes(schema));
+        (data, index::encode(self.base, &runs))
+    }
+
+    /// [`SegmentBuilder::finish`] and write the two files into the topic directory
+    /// `dir` (created if missing) as `<base>.seg` and `<base>.idx`; returns the
+    /// segment's path.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Io`] if a file cannot be written.
+    pub fn write(self, dir: &Path, schema: &[u8]) -> Result<PathBuf, StoreError> {
+        let base = self.base;
+        let (seg, idx) = self.finish(schema);
+        std::fs::create_dir_all(dir).map_err(io_err(dir, "create store directory"))?;
+        let idx_path = dir.join(idx_name(base));
+        std::fs::write(&idx_path, idx).map_err(io_err(&idx_path, "write index"))?;
+        let path = dir.join(seg_name(base));
+        std::fs::write(&path, seg).map_err(io_err(&path, "write segment"))?;
+        Ok(path)
+    }
 }
 
 fn corrupt(path: &Path, offset: u64, what: impl Into<String>) -> StoreError {
@@ -1061,7 +1192,9 @@ impl SegmentReader {
         self.unverified
     }
 
-    /// Verify run `i` once.
+    /// Verify run `i` once (its checksum and its records' structure). The flag it
+    /// sets is shared with [`Run::verify`], which checks the checksum alone: every
+    /// record handed out has its own structure checked when it is decoded.
     fn check_run(&self, i: usize) -> Result<(), StoreError> {
         if self.checked[i].load(Ordering::Relaxed) {
             return Ok(());
@@ -1132,6 +1265,27 @@ impl SegmentReader {
             offset: off,
             next_offset: off + size,
         })
+    }
+
+    /// Run `i` of the index in use, for readers that walk a run's records themselves
+    /// and checksum only the runs whose payloads they read (see [`Run`]); `None` past
+    /// the last run.
+    pub fn run(&self, i: usize) -> Option<Run<'_>> {
+        let entry = *self.index.get(i)?;
+        Some(Run {
+            seg: self,
+            i,
+            entry,
+        })
+    }
+
+    /// The number of the run that holds file offset `off`, if one does.
+    pub fn run_at(&self, off: u64) -> Option<usize> {
+        let i = self
+            .index
+            .partition_point(|e| e.offset <= off)
+            .checked_sub(1)?;
+        (off < self.index[i].end()).then_some(i)
     }
 
     /// File offset and position of the first record with a position at or after
@@ -1233,6 +1387,144 @@ impl SegmentReader {
             }
         }
         Ok(sum.count)
+    }
+}
+
+/// One run of a segment's index (records with consecutive positions and one crc32c),
+/// for readers that walk the records themselves and checksum only what they use, such
+/// as the query engine. ([`SegmentReader::record_at`] does both for every record.)
+///
+/// - [`Run::records_from`] checks each record's **structure** as it goes: its commit
+///   word is `position | 1` at exactly the position the run's layout gives
+///   (consecutive from the run's first record) and its length keeps it inside the run.
+///   That is all a reader of header fields alone may rely on: no checksum covers them
+///   until the run is verified.
+/// - [`Run::verify`] checks the run's crc32c from the index (once per reader; the
+///   result is shared with [`SegmentReader::record_at`]). Call it before using any
+///   payload of the run.
+///
+/// Runs of an [`unverified`](SegmentReader::unverified) segment (an unsealed segment
+/// whose index was missing) were cut from the records' structure and carry checksums
+/// of the bytes as they were read: they count as verified and vouch for nothing.
+///
+/// # Examples
+///
+/// ```
+/// use shmbus::store::segment::SegmentBuilder;
+///
+/// let dir = std::env::temp_dir().join(format!("shmbus-doc-run-{}", std::process::id()));
+/// let mut b = SegmentBuilder::new(0, 0, 0);
+/// for i in 0..100u64 {
+///     b.push(i, 1, &i.to_le_bytes());
+/// }
+/// let seg = shmbus::store::SegmentReader::open(&b.write(&dir, &[])?)?;
+/// let mut sum = 0;
+/// for i in 0..seg.index().len() {
+///     let run = seg.run(i).unwrap();
+///     run.verify()?; // before reading payloads
+///     for rec in run.records() {
+///         sum += u64::from_le_bytes(rec?.bytes.try_into()?);
+///     }
+/// }
+/// assert_eq!(sum, 4950);
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    seg: &'a SegmentReader,
+    i: usize,
+    entry: IndexEntry,
+}
+
+impl<'a> Run<'a> {
+    /// Its index entry.
+    pub fn entry(&self) -> &IndexEntry {
+        &self.entry
+    }
+
+    /// Whether its checksum has been verified (see [`Run`] for unverified segments).
+    #[inline]
+    pub fn is_verified(&self) -> bool {
+        self.seg.checked[self.i].load(Ordering::Relaxed)
+    }
+
+    /// Check the run's bytes against the crc32c in the index, unless that was done
+    /// already.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Corrupt`] at the run's offset: `run checksum mismatch`.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        if self.is_verified() {
+            return Ok(());
+        }
+        let e = &self.entry;
+        let Some(bytes) = self.seg.data().get(e.offset as usize..e.end() as usize) else {
+            return Err(corrupt(
+                &self.seg.path,
+                e.offset,
+                "index run extends past the data",
+            ));
+        };
+        if crc32c::crc32c(bytes) != e.data_crc {
+            return Err(corrupt(&self.seg.path, e.offset, "run checksum mismatch"));
+        }
+        self.seg.checked[self.i].store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Its records, structure-checked (not checksummed, see [`Run`]).
+    pub fn records(&self) -> RunRecords<'a> {
+        self.records_from(self.entry.offset)
+    }
+
+    /// Its records from file offset `off` (the offset of one of them, as
+    /// [`SegmentReader::seek_position`] returns), structure-checked.
+    pub fn records_from(&self, off: u64) -> RunRecords<'a> {
+        let e = &self.entry;
+        let off = off.clamp(e.offset, e.end());
+        RunRecords {
+            path: &self.seg.path,
+            data: self.seg.data(),
+            at: off as usize,
+            end: e.end() as usize,
+            expect: e.position + (off - e.offset),
+        }
+    }
+}
+
+/// Iterator over a run's records from [`Run::records_from`]. Stops after the first
+/// damaged record, which it yields as [`StoreError::Corrupt`] with its offset.
+#[derive(Debug, Clone)]
+pub struct RunRecords<'a> {
+    path: &'a Path,
+    data: &'a [u8],
+    at: usize,
+    end: usize,
+    expect: u64,
+}
+
+impl<'a> Iterator for RunRecords<'a> {
+    type Item = Result<StoredRecord<'a>, StoreError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.end {
+            return None;
+        }
+        let at = self.at;
+        let what = match decode(self.data, at, self.end, 0, 0, Some(self.expect)) {
+            Decoded::Record(r) => {
+                self.at = r.next_offset as usize;
+                self.expect = r.next_position;
+                return Some(Ok(r));
+            }
+            Decoded::End => "zero record header inside a run",
+            Decoded::Bad(what) => what,
+        };
+        self.at = self.end;
+        Some(Err(corrupt(self.path, at as u64, what)))
     }
 }
 

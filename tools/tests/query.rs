@@ -7,11 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use shmbus::store::index::{self, IndexEntry};
-use shmbus::store::segment::{
-    encode_record, idx_name, seg_name, Summary, SEG_HEADER, SEG_MAGIC, SEG_VERSION,
-};
-use shmbus::store::{Fsync, Recorder, RecorderConfig};
+use shmbus::store::segment::{seg_name, SEG_HEADER};
+use shmbus::store::{Fsync, Recorder, RecorderConfig, SegmentBuilder, SegmentReader};
 
 #[shmbus::event]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,22 +416,8 @@ fn filters_groups_and_aggregates_over_a_recorded_store() {
     assert_eq!(field(&out, "count"), n.to_string());
 }
 
-/// The 64-byte segment header (see `shmbus::store::segment`).
-fn seg_header<E: shmbus::Event>(base: u64) -> Vec<u8> {
-    let mut h = Vec::with_capacity(SEG_HEADER);
-    h.extend_from_slice(&SEG_MAGIC.to_le_bytes());
-    h.extend_from_slice(&SEG_VERSION.to_le_bytes());
-    h.extend_from_slice(&(SEG_HEADER as u32).to_le_bytes());
-    h.extend_from_slice(&base.to_le_bytes());
-    h.extend_from_slice(&1u64.to_le_bytes());
-    h.extend_from_slice(&E::TYPE_ID.to_le_bytes());
-    h.extend_from_slice(&E::schema().fingerprint().to_le_bytes());
-    h.resize(SEG_HEADER, 0);
-    h
-}
-
-/// Writes a store topic by hand with the store's own encoding: `segs[k]` holds
-/// (timestamp, trade) pairs of segment k. Returns the segment paths.
+/// Writes a store topic by hand with the store's own [`SegmentBuilder`]: `segs[k]`
+/// holds (timestamp, trade) pairs of segment k. Returns the segment paths.
 fn write_segments(store: &Path, topic: &str, segs: &[Vec<(u64, Trade)>]) -> Vec<PathBuf> {
     write_typed_segments(store, topic, 0, segs)
 }
@@ -447,30 +430,16 @@ fn write_typed_segments<E: shmbus::Event>(
     segs: &[Vec<(u64, E)>],
 ) -> Vec<PathBuf> {
     let dir = store.join(topic);
-    std::fs::create_dir_all(&dir).unwrap();
     let schema = E::schema().encode();
     let mut paths = Vec::new();
     for seg in segs {
-        let base = pos;
-        let mut file = seg_header::<E>(base);
-        let mut sum = Summary::new();
-        let mut entries = Vec::new();
-        let mut max_ts = 0;
+        let mut b = SegmentBuilder::new(pos, E::TYPE_ID, E::schema().fingerprint());
         for (ts, t) in seg {
             let payload = shmbus::rkyv::to_bytes::<shmbus::rkyv::rancor::Error>(t).unwrap();
-            let mut rec = Vec::new();
-            encode_record(&mut rec, pos, *ts, E::TYPE_ID, &payload);
-            entries.push(IndexEntry::new(pos, file.len() as u64, max_ts));
-            max_ts = max_ts.max(*ts);
-            sum.add(pos, *ts, &rec);
-            file.extend_from_slice(&rec);
-            pos += rec.len() as u64;
+            b.push(*ts, E::TYPE_ID, &payload);
         }
-        file.extend_from_slice(&sum.seal_bytes(&schema));
-        let path = dir.join(seg_name(base));
-        std::fs::write(&path, &file).unwrap();
-        std::fs::write(dir.join(idx_name(base)), index::encode(base, &entries)).unwrap();
-        paths.push(path);
+        pos = b.next_position();
+        paths.push(b.write(&dir, &schema).unwrap());
     }
     paths
 }
@@ -615,6 +584,73 @@ fn windows_and_time_ranges_skip_segments() {
     assert_eq!(field(&out, "count"), "0");
 }
 
+/// Cuts a sealed segment back to its records, as a recorder killed before sealing it
+/// leaves it.
+fn unseal(path: &Path) {
+    let data_end = SegmentReader::open(path).unwrap().summary().data_end;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(data_end).unwrap();
+}
+
+#[test]
+fn segments_without_an_index() {
+    let env = Env::new("noidx");
+    let paths = timed_store(&env);
+    let store = env.store();
+    let store = store.to_str().unwrap();
+    let buys = (0..200).filter(|i| i % 3 == 0).count().to_string();
+    let count_buys = || {
+        env.run(&[
+            "query",
+            "timed",
+            "--store",
+            store,
+            "--format",
+            "json",
+            "--where",
+            "side == Buy",
+            "--agg",
+            "count",
+            "--stats",
+        ])
+    };
+
+    // A sealed segment without its index: rebuilt from its records once the footer's
+    // checksum of its data verifies.
+    std::fs::remove_file(paths[0].with_extension("idx")).unwrap();
+    // An unsealed tail with its index: the runs the index covers.
+    unseal(&paths[3]);
+    let (code, out, err) = count_buys();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(field(&out, "count"), buys);
+    assert_eq!(field(&err, "segments_unverified"), "0");
+    assert!(!err.contains("note"), "{err}");
+
+    // An unsealed tail without its index: read by the records' structure alone, as the
+    // store's reader does, and said so.
+    std::fs::remove_file(paths[3].with_extension("idx")).unwrap();
+    let (code, out, err) = count_buys();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(field(&out, "count"), buys);
+    assert_eq!(field(&err, "segments_unverified"), "1");
+    assert!(
+        err.contains(
+            "shmbus: note: 1 segment had no index: its records were checked by their \
+             structure only, not by checksums"
+        ),
+        "{err}"
+    );
+
+    // A damaged index entry in a sealed segment: its data checksum is checked instead.
+    let idx = paths[1].with_extension("idx");
+    let mut bytes = std::fs::read(&idx).unwrap();
+    bytes[shmbus::store::index::IDX_HEADER + 3] ^= 1;
+    std::fs::write(&idx, &bytes).unwrap();
+    let (code, out, err) = count_buys();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(field(&out, "count"), buys);
+}
+
 #[test]
 fn bad_input_gets_one_clear_line() {
     let env = Env::new("bad");
@@ -701,7 +737,7 @@ fn bad_input_gets_one_clear_line() {
 
     // Segments of one topic with different schemas.
     let first = write_segments(&env.store(), "mixed", &[vec![(T0, trade(0))]]);
-    let next = std::fs::metadata(&first[0]).unwrap().len();
+    let next = SegmentReader::open(&first[0]).unwrap().summary().end_pos;
     let second = write_typed_segments(
         &env.store(),
         "mixed",
@@ -726,30 +762,58 @@ fn bad_input_gets_one_clear_line() {
         )
     );
 
-    // A flipped payload byte in the third record of segment 1: caught by the checksum
-    // when the payload is read, with the path and the record's offset.
+    // A flipped payload byte in the third record of segment 1: caught when the
+    // payload is read, by the checksum of the run (index entry) that holds the record,
+    // with the path and the run's offset. (Records carry no checksum of their own.)
     let mut bytes = std::fs::read(&paths[1]).unwrap();
     let mut at = SEG_HEADER;
     for _ in 0..2 {
         let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
         at += shmbus::layout::record_size(len as usize) as usize;
     }
+    let (run, data_end) = {
+        let r = SegmentReader::open(&paths[1]).unwrap();
+        let i = r.run_at(at as u64).unwrap();
+        (r.index()[i], r.summary().data_end)
+    };
+    assert!(run.offset < at as u64 && (at as u64) < run.end());
     bytes[at + 40] ^= 0x55;
     std::fs::write(&paths[1], &bytes).unwrap();
+    let run_mismatch = format!(
+        "shmbus: {} is corrupt at offset {}: run checksum mismatch",
+        paths[1].display(),
+        run.offset
+    );
     let (code, line) = q(&["--where", "qty > 0"]);
     assert_eq!(code, 1);
-    assert_eq!(
-        line,
-        format!(
-            "shmbus: {} is corrupt at offset {at}: record checksum mismatch",
-            paths[1].display()
-        )
-    );
+    assert_eq!(line, run_mismatch);
+    // The same when only the output reads payloads.
+    let (code, line) = q(&["--select", "qty"]);
+    assert_eq!(code, 1);
+    assert_eq!(line, run_mismatch);
     // A header-only query does not read that payload, and still counts the record.
     let out = env.ok(&[
         "query", "timed", "--store", store, "--format", "json", "--agg", "count",
     ]);
     assert_eq!(field(&out, "count"), "200");
+    // Without its index the sealed segment is read only once the footer's checksum of
+    // all its data verifies, which it does not: corrupt at that checksum (the footer's
+    // offset + 72), even for a header-only query.
+    let idx = paths[1].with_extension("idx");
+    let idx_bytes = std::fs::read(&idx).unwrap();
+    std::fs::remove_file(&idx).unwrap();
+    let (code, line) = q(&["--agg", "count"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        line,
+        format!(
+            "shmbus: {} is corrupt at offset {}: data checksum mismatch (and the index is \
+             missing or damaged)",
+            paths[1].display(),
+            data_end + 72
+        )
+    );
+    std::fs::write(&idx, &idx_bytes).unwrap();
     // A broken commit word is caught from the header alone.
     bytes[at] = 0x02;
     std::fs::write(&paths[1], &bytes).unwrap();

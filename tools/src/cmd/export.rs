@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use shmbus::query::{leaf_paths, write_csv_row, write_json_row, Cell, Plan, QuerySpec};
 
-use crate::cmd::query::{query_err, time_arg, Out, Progress, Source};
+use crate::cmd::query::{note_unverified, query_err, time_arg, Out, Progress, Source};
 use crate::error::CliError;
 use crate::output::FormatArg;
 use crate::Ctx;
@@ -88,11 +88,14 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 },
                 &mut |s| progress.update(s),
             )
-            .map(|_| ())
+            .map(Some)
     } else {
-        Ok(())
+        Ok(None)
     };
     progress.done();
+    if let Ok(Some(stats)) = &result {
+        note_unverified(stats);
+    }
     out.finish()?;
-    result
+    result.map(|_| ())
 }

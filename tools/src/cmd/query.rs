@@ -313,10 +313,27 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
             stats
         }
     };
+    note_unverified(&stats);
     if args.stats {
         eprintln!("{{\"stats\":{}}}", stats.to_json());
     }
     Ok(())
+}
+
+/// Says on stderr when a scan read segments that no checksum vouches for (unsealed
+/// segments whose index was missing: their records were checked by structure only).
+pub fn note_unverified(stats: &ScanStats) {
+    match stats.segments_unverified {
+        0 => {}
+        1 => eprintln!(
+            "shmbus: note: 1 segment had no index: its records were checked by their \
+             structure only, not by checksums (see shmbus verify)"
+        ),
+        n => eprintln!(
+            "shmbus: note: {n} segments had no index: their records were checked by their \
+             structure only, not by checksums (see shmbus verify)"
+        ),
+    }
 }
 
 /// Aligned columns, two spaces apart; numbers right-aligned.
