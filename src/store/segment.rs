@@ -1562,6 +1562,69 @@ impl<'a> Iterator for Records<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("shmbus-seg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn runs_check_structure_as_they_go_and_checksums_on_demand() {
+        let dir = temp_dir("runs");
+        let mut b = SegmentBuilder::new(0, 9, 0);
+        for i in 0..200u64 {
+            b.push(1000 + i, 9, &[i as u8; 80]);
+        }
+        let path = b.write(&dir, &[]).unwrap();
+        let seg = SegmentReader::open(&path).unwrap();
+        assert_eq!(seg.verify().unwrap(), 200);
+        assert!(seg.index().len() > 1);
+        let all: Vec<u64> = (0..seg.index().len())
+            .flat_map(|i| seg.run(i).unwrap().records().map(|r| r.unwrap().position))
+            .collect();
+        assert_eq!(all, (0..200).map(|i| i * 128).collect::<Vec<_>>());
+        // From a record inside the second run.
+        let e = seg.index()[1];
+        let i = seg.run_at(e.offset + 128).unwrap();
+        assert_eq!(i, 1);
+        let first = seg.run(i).unwrap().records_from(e.offset + 128).next();
+        assert_eq!(first.unwrap().unwrap().position, e.position + 128);
+        assert_eq!(seg.run_at(seg.summary().data_end), None);
+
+        // A flipped payload byte: the structure walk passes, the run's checksum not.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = (e.offset + 128) as usize;
+        bytes[at + 40] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let seg = SegmentReader::open(&path).unwrap();
+        let run = seg.run(1).unwrap();
+        assert!(!run.is_verified());
+        assert!(run.records().all(|r| r.is_ok()));
+        match run.verify() {
+            Err(StoreError::Corrupt { offset, what, .. }) => {
+                assert_eq!((offset, what.as_str()), (e.offset, "run checksum mismatch"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(seg.run(0).unwrap().verify().is_ok());
+
+        // A broken commit word: the structure walk stops there.
+        bytes[at] = 0x02;
+        std::fs::write(&path, &bytes).unwrap();
+        let seg = SegmentReader::open(&path).unwrap();
+        let err = seg.run(1).unwrap().records().find_map(|r| r.err());
+        match err {
+            Some(StoreError::Corrupt { offset, what, .. }) => assert_eq!(
+                (offset, what.as_str()),
+                (at as u64, "commit word is not a committed data record")
+            ),
+            other => panic!("{other:?}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn crc_combine_matches_a_single_pass() {
         let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 3) as u8).collect();
