@@ -234,6 +234,7 @@ impl<M: Memory> Ring<M> {
     /// If the claim crossed the end of the lap, the padding record is already
     /// committed. `must_wait` is set when a consumer joined concurrently and the claim
     /// must not be written until [`Ring::wait_writable`] says so.
+    #[cfg(loom)]
     #[inline]
     pub fn try_claim(
         &self,
@@ -241,7 +242,21 @@ impl<M: Memory> Ring<M> {
         len: usize,
         live: &impl Liveness,
     ) -> Result<(Claim, bool), ClaimFail> {
-        let size = record_size(len);
+        let (pos, must_wait) = self.try_claim_span(cur, record_size(len), live)?;
+        Ok((Claim { pos, len }, must_wait))
+    }
+
+    /// Claim `size` bytes (whole records, laid out by the caller, none crossing the
+    /// end of the lap: the span is placed at the start of the next lap if it does not
+    /// fit). Returns the span's position and `must_wait` as [`Ring::try_claim`]. The
+    /// caller commits every record in order, then calls [`Ring::finish_claim`].
+    #[inline]
+    pub fn try_claim_span(
+        &self,
+        cur: &mut ProducerCursor,
+        size: u64,
+        live: &impl Liveness,
+    ) -> Result<(u64, bool), ClaimFail> {
         let reliable = self.p.mode == Mode::Reliable;
         let intent = self.pword(cur.slot, P_CLAIM);
         let (start, end) = loop {
@@ -296,7 +311,7 @@ impl<M: Memory> Ring<M> {
             self.commit_word(start)
                 .store(start | COMMITTED | PADDING, Ordering::Release);
         }
-        Ok((Claim { pos, len }, must_wait))
+        Ok((pos, must_wait))
     }
 
     /// Rescan the consumer table: the new limit is the slowest live position plus
@@ -448,14 +463,27 @@ impl<M: Memory> Ring<M> {
     /// and wake sleeping consumers if any announced themselves.
     #[inline]
     pub fn commit(&self, cur: &mut ProducerCursor, claim: Claim) {
+        self.commit_record(claim.pos);
+        self.finish_claim(cur, 1, claim.len as u64);
+    }
+
+    /// Publish one written record of a claim (its commit word, release).
+    #[inline]
+    pub fn commit_record(&self, pos: u64) {
         // Release: pairs with the consumer's acquire load in `read_at`.
-        self.commit_word(claim.pos)
-            .store(claim.pos | COMMITTED, Ordering::Release);
-        // Release: a consumer that sees the intent cleared also sees the commit.
+        self.commit_word(pos)
+            .store(pos | COMMITTED, Ordering::Release);
+    }
+
+    /// End a claim whose records are all committed: clear the intent, count them, and
+    /// wake sleeping consumers if any announced themselves.
+    #[inline]
+    pub fn finish_claim(&self, cur: &mut ProducerCursor, records: u64, bytes: u64) {
+        // Release: a consumer that sees the intent cleared also sees the commits.
         self.pword(cur.slot, P_CLAIM)
             .store(NO_CLAIM, Ordering::Release);
-        cur.records += 1;
-        cur.bytes += claim.len as u64;
+        cur.records += records;
+        cur.bytes += bytes;
         self.pword(cur.slot, P_RECORDS)
             .store(cur.records, Ordering::Relaxed);
         self.pword(cur.slot, P_BYTES)
@@ -642,21 +670,26 @@ impl<M: Memory> Ring<M> {
         if !matches!(self.read_at(pos), Read::NotYet) {
             return true;
         }
+        // Claims are disjoint spans, one or more records each: the one holding `pos`
+        // is the one with the greatest intent at or before it.
         let mut end = t;
+        let mut holder: Option<(u64, u64)> = None;
         for i in 0..MAX_PRODUCERS {
             let o = self.pword(i, P_OWNER).load(Ordering::SeqCst);
             let intent = self.pword(i, P_CLAIM).load(Ordering::SeqCst);
             if intent == NO_CLAIM {
                 continue;
             }
-            if intent == pos
-                && owner_state(o) == SLOT_ACTIVE
-                && live.alive(owner_pid(o), owner_start(o))
-            {
-                return false; // a live producer is writing it
+            if intent <= pos && holder.is_none_or(|(at, _)| intent > at) {
+                holder = Some((intent, o));
             }
             if intent > pos && intent < end {
                 end = intent;
+            }
+        }
+        if let Some((_, o)) = holder {
+            if owner_state(o) == SLOT_ACTIVE && live.alive(owner_pid(o), owner_start(o)) {
+                return false; // a live producer is writing it
             }
         }
         // Never past the end of the lap: the lap start is a boundary.
