@@ -11,8 +11,18 @@
 //! - (c) one-producer → one-subscriber throughput between the two processes for the
 //!   same 32-byte events: the subscriber checks every sequence number.
 //!
-//! and prints p50/p99/p99.9 (HDR histograms) of (a) and (b), the ratio (b)/(a) and
-//! events/s. Each figure is the median of three repetitions.
+//! - (d) the same round trip between **two C processes** through the C ABI
+//!   (`bindings/c/bench/pingpong.c`, compiled here with `cc -O2` against a freshly
+//!   built `libshmbus.so`): 32-byte raw events, spinning subscribers, the pong side
+//!   echoing in place (`recv`, `claim`, copy, `commit`, `release`). It runs twice:
+//!   receives that wait forever (`timeout_ns = -1`, as Rust's `recv`) and receives with
+//!   a 10 s timeout (as the C example). Same CPUs, warm-up, counts and repetitions as
+//!   (b); the C program writes its raw durations and this harness builds the same HDR
+//!   histograms. Skipped, with the reason printed, when `cc` is missing or the build
+//!   fails.
+//!
+//! and prints p50/p99/p99.9 (HDR histograms) of (a), (b) and (d), the ratios (b)/(a)
+//! and (d)/(b), and events/s. Each figure is the median of three repetitions.
 //!
 //! ```text
 //! cargo bench --bench pingpong             # full run (~1 min)
@@ -20,9 +30,17 @@
 //! ```
 //!
 //! Environment: `SHMBUS_BENCH_CPUS=a,b` picks the two CPUs (default 0,1);
-//! `SHMBUS_BENCH_TRUSTED=1` opens the topics trusted (no archive validation).
+//! `SHMBUS_BENCH_TRUSTED=1` opens the topics trusted (no archive validation);
+//! `CC` names the C compiler (default `cc`); `SHMBUS_BENCH_NO_C=1` skips (d).
+//!
+//! Instruction counts (deterministic, for finding overhead): `SHMBUS_BENCH_ROLE=loop`
+//! with `SHMBUS_BENCH_LOOP=typed|raw` and `SHMBUS_BENCH_N=n` makes this binary publish
+//! and receive n events on one topic in one process, never waiting, which under
+//! `valgrind --tool=callgrind` is comparable with `pingpong loop DIR n TIMEOUT_NS` of
+//! the C program (see the README's C API section).
 
 use std::hint::spin_loop;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -237,6 +255,9 @@ fn pong_role() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let trusted = std::env::var_os("SHMBUS_BENCH_TRUSTED").is_some_and(|v| v == "1");
+    // Never outlive the measuring process (this one spins while it waits).
+    // SAFETY: prctl with an integer argument; no memory is passed.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
     pin(cpu);
     let bus = Bus::open_dir(&dir).expect("open bus");
     let t = open_topics(&bus, trusted);
@@ -295,15 +316,199 @@ impl Drop for Cleanup {
     }
 }
 
+/// `SHMBUS_BENCH_ROLE=loop`: publish and receive `SHMBUS_BENCH_N` events on one topic
+/// in this process (for instruction counts under callgrind; no timing).
+fn loop_role() {
+    let dir = std::env::var(DIR_ENV).expect("SHMBUS_BENCH_DIR");
+    let n: u64 = std::env::var("SHMBUS_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let typed = std::env::var("SHMBUS_BENCH_LOOP").as_deref() != Ok("raw");
+    let bus = Bus::open_dir(&dir).expect("open bus");
+    if typed {
+        let t = bus
+            .topic("loop")
+            .event::<Ev>()
+            .capacity(1 << 16)
+            .open_or_create()
+            .expect("topic");
+        let mut sub = subscribe(&t);
+        let mut p = publisher(&t);
+        for i in 0..n {
+            p.send(&ev(i, 0, 0)).expect("send");
+            let m = sub.recv().expect("recv");
+            assert_eq!(m.seq.to_native(), i);
+        }
+    } else {
+        let t = bus
+            .topic("loop")
+            .capacity(1 << 16)
+            .open_or_create()
+            .expect("topic");
+        let mut sub = t
+            .subscriber()
+            .start(Start::Earliest)
+            .wait(Wait::Spin)
+            .open()
+            .expect("subscribe");
+        let mut p = t.publisher().expect("publisher");
+        let mut msg = [0u8; 32];
+        for i in 0..n {
+            msg[..8].copy_from_slice(&i.to_le_bytes());
+            p.send_bytes(0, &msg).expect("send");
+            let m = sub.recv_bytes().expect("recv");
+            assert_eq!(m.bytes()[..8], i.to_le_bytes());
+        }
+    }
+}
+
+/// Build libshmbus (release) and the C ping-pong program; `Err` says why not.
+fn build_c_program() -> Result<PathBuf, String> {
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    match Command::new(&cc).arg("--version").output() {
+        Ok(o) if o.status.success() => {}
+        _ => return Err(format!("no C compiler ({cc:?} --version failed; set CC)")),
+    }
+    // This binary is <target>/release/deps/pingpong-<hash>.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot find the target directory")?;
+    let target = profile_dir
+        .parent()
+        .ok_or("cannot find the target directory")?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--quiet", "--release", "-p", "shmbus-c", "--lib"])
+        .arg("--target-dir")
+        .arg(target)
+        .status()
+        .map_err(|e| format!("cannot run cargo to build libshmbus: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build -p shmbus-c --release: {status}"));
+    }
+    let lib_dir = target.join("release");
+    // The program will load the library's SONAME.
+    let so0 = lib_dir.join("libshmbus.so.0");
+    if std::fs::read_link(&so0).ok().as_deref() != Some(Path::new("libshmbus.so")) {
+        let _ = std::fs::remove_file(&so0);
+        std::os::unix::fs::symlink("libshmbus.so", &so0)
+            .map_err(|e| format!("cannot link {so0:?}: {e}"))?;
+    }
+    let out = lib_dir.join("shmbus-c-pingpong");
+    let c = root.join("bindings/c");
+    let o = Command::new(&cc)
+        .args(["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror"])
+        .arg(format!("-I{}", c.join("include").display()))
+        .arg(c.join("bench/pingpong.c"))
+        .arg("-o")
+        .arg(&out)
+        .arg(format!("-L{}", lib_dir.display()))
+        .arg("-lshmbus")
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .output()
+        .map_err(|e| format!("cannot run {cc:?}: {e}"))?;
+    if !o.status.success() {
+        return Err(format!(
+            "{cc:?} failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    Ok(out)
+}
+
+/// (d): the C ping-pong with receives waiting `timeout_ns`; median figures of the reps.
+fn c_pingpong(cfg: &Config, exe: &Path, dir: &Path, timeout_ns: i64) -> Result<Lat, String> {
+    let out = dir.with_extension(format!("c-{}.bin", timeout_ns.max(0)));
+    let _ = std::fs::remove_dir_all(dir);
+    let status = Command::new(exe)
+        .arg(dir)
+        .arg(cfg.cpus.0.to_string())
+        .arg(cfg.cpus.1.to_string())
+        .arg(cfg.warmup.to_string())
+        .arg(cfg.round_trips.to_string())
+        .arg(cfg.reps.to_string())
+        .arg(&out)
+        .arg(timeout_ns.to_string())
+        .status()
+        .map_err(|e| format!("cannot run {exe:?}: {e}"));
+    let _ = std::fs::remove_dir_all(dir);
+    let bytes = std::fs::read(&out);
+    let _ = std::fs::remove_file(&out);
+    let status = status?;
+    if !status.success() {
+        return Err(format!("the C ping-pong failed: {status}"));
+    }
+    let bytes = bytes.map_err(|e| format!("read {out:?}: {e}"))?;
+    let rtts: Vec<u64> = bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    if rtts.len() != cfg.round_trips * cfg.reps {
+        return Err(format!(
+            "the C ping-pong wrote {} durations, not {}",
+            rtts.len(),
+            cfg.round_trips * cfg.reps
+        ));
+    }
+    let reps: Vec<Lat> = rtts
+        .chunks_exact(cfg.round_trips)
+        .map(|rep| {
+            let mut h = histogram();
+            for &ns in rep {
+                h.saturating_record(ns);
+            }
+            Lat::of(&h)
+        })
+        .collect();
+    Ok(median_lat(&reps))
+}
+
+/// Ends this process with a message if the pong process exits before it is told to
+/// quit (e.g. it panicked): the measuring side spins on its topic and would wait for
+/// ever. Checks every 100 ms from its own thread without reaping the child
+/// (`WNOWAIT`), so the measurement loops are unchanged.
+fn watch_child(pid: u32, quitting: Arc<AtomicBool>, dir: PathBuf) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; waitid only writes it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: plain system call on our own child's pid with a valid out-pointer.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: `si_pid` is valid to read for waitid's result (0 while none exited).
+        let exited = r == 0 && unsafe { info.si_pid() } != 0;
+        if exited && !quitting.load(Ordering::SeqCst) {
+            eprintln!("pingpong: the pong process exited early (see its message above)");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::process::exit(1);
+        }
+        if exited || r != 0 {
+            return;
+        }
+    });
+}
+
 fn recv_pong(sub: &mut Subscriber<Ev>) -> (u64, u64, u64) {
     let m = sub.recv().expect("recv pong");
     (m.seq.to_native(), m.a.to_native(), m.b.to_native())
 }
 
 fn main() {
-    if std::env::var(ROLE_ENV).as_deref() == Ok("pong") {
-        pong_role();
-        return;
+    match std::env::var(ROLE_ENV).as_deref() {
+        Ok("pong") => return pong_role(),
+        Ok("loop") => return loop_role(),
+        _ => {}
     }
     let cfg = Config::from_env();
     let root = if std::path::Path::new("/dev/shm").is_dir() {
@@ -333,6 +538,13 @@ fn main() {
     // (a) before the child exists, so CPU B is free.
     let raw = raw_pingpong(&cfg);
 
+    // (d) needs the C program; build it now so compiling does not overlap a measurement.
+    let c_exe = if std::env::var_os("SHMBUS_BENCH_NO_C").is_some_and(|v| v == "1") {
+        Err("SHMBUS_BENCH_NO_C=1".to_string())
+    } else {
+        build_c_program()
+    };
+
     let bus = Bus::open_dir(&dir).expect("open bus");
     let t = open_topics(&bus, cfg.trusted);
     let mut pongs = subscribe(&t.pong);
@@ -345,6 +557,8 @@ fn main() {
         .env("SHMBUS_BENCH_CPU", cfg.cpus.1.to_string())
         .spawn()
         .expect("spawn pong process");
+    let quitting = Arc::new(AtomicBool::new(false));
+    watch_child(child.id(), quitting.clone(), dir.clone());
     cleanup.child = Some(child);
     assert_eq!(recv_pong(&mut pongs).0, u64::MAX, "ready");
 
@@ -389,9 +603,22 @@ fn main() {
         rates.push(cfg.events as f64 / dt.as_secs_f64());
     }
     seq += 1;
+    quitting.store(true, Ordering::SeqCst);
     ping.send(&ev(seq, CMD_QUIT, 0)).expect("send quit");
     rates.sort_by(f64::total_cmp);
     let rate = rates[rates.len() / 2];
+    // The pong process spins on CPU B until it has quit; (d) needs that CPU.
+    if let Some(mut c) = cleanup.child.take() {
+        let _ = c.wait();
+    }
+
+    // (d) the C ping-pong, receives waiting forever and with a timeout.
+    let c_dir = dir.with_extension("c");
+    let c_lat = c_exe.and_then(|exe| {
+        let forever = c_pingpong(&cfg, &exe, &c_dir, -1)?;
+        let timeout = c_pingpong(&cfg, &exe, &c_dir, 10_000_000_000)?;
+        Ok((forever, timeout))
+    });
 
     println!();
     println!("                                  p50      p99    p99.9     mean  (ns)");
@@ -403,6 +630,10 @@ fn main() {
     };
     row("(a) raw cache-line round trip", &raw);
     row("(b) shmbus round trip", &bus_lat);
+    if let Ok((forever, timeout)) = &c_lat {
+        row("(d) C round trip, recv(-1)", forever);
+        row("(d) C round trip, recv(10 s)", timeout);
+    }
     println!();
     println!(
         "ratio (b)/(a): p50 {:.2}  p99 {:.2}  p99.9 {:.2}  mean {:.2}   (target p50 <= 2.0)",
@@ -411,6 +642,21 @@ fn main() {
         bus_lat.p999 as f64 / raw.p999 as f64,
         bus_lat.mean / raw.mean,
     );
+    match &c_lat {
+        Ok((forever, timeout)) => {
+            for (what, l) in [("recv(-1)", forever), ("recv(10 s)", timeout)] {
+                println!(
+                    "ratio (d)/(b), C {what:<10}: p50 {:.2}  p99 {:.2}  p99.9 {:.2}  mean {:.2}   \
+                     (target p50 <= 1.10)",
+                    l.p50 as f64 / bus_lat.p50 as f64,
+                    l.p99 as f64 / bus_lat.p99 as f64,
+                    l.p999 as f64 / bus_lat.p999 as f64,
+                    l.mean / bus_lat.mean,
+                );
+            }
+        }
+        Err(why) => println!("(d) C round trip: SKIPPED: {why}"),
+    }
     println!(
         "(c) throughput: {:.2} M events/s  ({:.2} GB/s of payload, {:.2} GB/s of ring) \
          median of {:?} M/s   (target >= 20 M/s)",

@@ -145,6 +145,7 @@ impl Bus {
             unblock_timeout: Duration::from_secs(1),
             hold_named: false,
             trusted: false,
+            described: None,
             _e: PhantomData,
         }
     }
@@ -225,7 +226,58 @@ pub struct TopicBuilder<E> {
     unblock_timeout: Duration,
     hold_named: bool,
     trusted: bool,
+    /// A schema and type id given at run time ([`TopicBuilder::with_schema`]); they
+    /// take the place of `E`'s.
+    described: Option<Arc<(Schema, u64)>>,
     _e: PhantomData<fn() -> E>,
+}
+
+impl TopicBuilder<Raw> {
+    /// Carry events described by `schema` with type id `type_id`, known only at run
+    /// time (read from a store's segments or another ring, for example) rather than as
+    /// a Rust type.
+    ///
+    /// A topic created this way stores exactly what a topic created with
+    /// `.event::<T>()` stores for the type `T` the schema came from (its type id,
+    /// schema bytes and fingerprint), so a later `.event::<T>().open()` succeeds and
+    /// opening it with another type fails with [`OpenError::TypeMismatch`]. Opening an
+    /// existing topic this way checks it the same way: a topic carrying another type
+    /// (or raw bytes) is `TypeMismatch`. The handle is raw: publish with
+    /// [`crate::Publisher::send_bytes`] and this `type_id`.
+    ///
+    /// For a `#[derive(Event)]` type, `type_id` is `T::TYPE_ID`, which every stored
+    /// record carries too.
+    ///
+    /// # Errors
+    ///
+    /// When opening: [`OpenError::InvalidConfig`] if `type_id` is 0 (which means raw
+    /// bytes) or the schema encodes to more bytes than a ring's schema table holds,
+    /// otherwise as [`TopicBuilder::open_or_create`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmbus::event::Event;
+    ///
+    /// #[shmbus::event]
+    /// struct Tick { symbol: String, price: f64 }
+    ///
+    /// # let dir = std::env::temp_dir().join(format!("shmbus-doc-schema-{}", std::process::id()));
+    /// let bus = shmbus::Bus::open_dir(&dir)?;
+    /// // A schema as a tool would find it: decoded from its stored bytes.
+    /// let schema = shmbus::schema::Schema::decode(&Tick::schema().encode())?;
+    /// let topic = bus.topic("ticks").with_schema(schema, Tick::TYPE_ID).open_or_create()?;
+    /// assert_eq!(topic.schema().unwrap().type_name(), "Tick");
+    /// // Indistinguishable from a topic created by the Rust type.
+    /// bus.topic("ticks").event::<Tick>().open()?;
+    /// # drop(topic);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_schema(mut self, schema: Schema, type_id: u64) -> Self {
+        self.described = Some(Arc::new((schema, type_id)));
+        self
+    }
 }
 
 impl<E: Payload> TopicBuilder<E> {
@@ -242,6 +294,7 @@ impl<E: Payload> TopicBuilder<E> {
             unblock_timeout: self.unblock_timeout,
             hold_named: self.hold_named,
             trusted: self.trusted,
+            described: None,
             _e: PhantomData,
         }
     }
@@ -313,15 +366,32 @@ impl<E: Payload> TopicBuilder<E> {
         self.open_inner(false)
     }
 
+    /// The type id and schema the topic must carry: those given with
+    /// [`TopicBuilder::with_schema`], else `E`'s.
+    fn payload_type(&self) -> (u64, Option<&Schema>) {
+        match &self.described {
+            Some(d) => (d.1, Some(&d.0)),
+            None => (E::type_id(), E::schema()),
+        }
+    }
+
     fn open_inner(self, create: bool) -> Result<Topic<E>, OpenError> {
         check_name(&self.name)?;
+        if let Some(d) = &self.described {
+            if d.1 == 0 {
+                return Err(OpenError::InvalidConfig(format!(
+                    "type id 0 means raw bytes: a topic of {} needs a non-zero type id",
+                    d.0.type_name()
+                )));
+            }
+        }
         let cap = self.capacity;
         if !cap.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) {
             return Err(OpenError::InvalidConfig(format!(
                 "capacity {cap} must be a power of two from {MIN_CAPACITY} to {MAX_CAPACITY}"
             )));
         }
-        if let Some(s) = E::schema() {
+        if let Some(s) = self.payload_type().1 {
             if s.encode().len() > MAX_SCHEMA {
                 return Err(OpenError::InvalidConfig(format!(
                     "schema of {} encodes to more than {MAX_SCHEMA} bytes",
@@ -411,7 +481,9 @@ impl<E: Payload> TopicBuilder<E> {
     }
 
     fn init(&self, map: &Mapping) {
-        let schema = E::schema().map(|s| s.encode()).unwrap_or_default();
+        let (type_id, schema) = self.payload_type();
+        let fingerprint = schema.map(|s| s.fingerprint()).unwrap_or(0);
+        let schema = schema.map(|s| s.encode()).unwrap_or_default();
         let meta = Meta {
             magic: MAGIC,
             version: VERSION,
@@ -426,8 +498,8 @@ impl<E: Payload> TopicBuilder<E> {
             },
             max_producers: MAX_PRODUCERS as u32,
             max_consumers: MAX_CONSUMERS as u32,
-            type_id: E::type_id(),
-            fingerprint: E::schema().map(|s| s.fingerprint()).unwrap_or(0),
+            type_id,
+            fingerprint,
             consumer_timeout_ns: self.consumer_timeout.as_nanos().min(u64::MAX as u128) as u64,
             unblock_timeout_ns: self.unblock_timeout.as_nanos().min(u64::MAX as u128) as u64,
             created_ns: crate::os::now_ns(),
@@ -511,12 +583,17 @@ impl<E: Payload> TopicBuilder<E> {
             .as_ref()
             .map(|s| s.type_name().to_string())
             .unwrap_or_else(|| "raw bytes".into());
-        let expect_fp = E::schema().map(|s| s.fingerprint()).unwrap_or(0);
-        // A raw handle may open any topic (tools, C); a typed one needs the same type.
-        if E::type_id() != 0 && (meta.type_id != E::type_id() || meta.fingerprint != expect_fp) {
+        let (expect_id, expect_schema) = self.payload_type();
+        let expect_fp = expect_schema.map(|s| s.fingerprint()).unwrap_or(0);
+        // A raw handle may open any topic (tools, C); a typed one (or one described by a
+        // schema) needs the same type.
+        if expect_id != 0 && (meta.type_id != expect_id || meta.fingerprint != expect_fp) {
             return Err(OpenError::TypeMismatch {
                 found: found_name,
-                expected: E::type_name(),
+                expected: match expect_schema {
+                    Some(s) if self.described.is_some() => s.type_name().to_string(),
+                    _ => E::type_name(),
+                },
             });
         }
         let params = Params {

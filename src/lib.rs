@@ -60,6 +60,7 @@ mod clock;
 pub mod error;
 pub mod event;
 mod fault;
+pub mod from_json;
 pub mod json;
 pub mod layout;
 #[cfg(all(test, loom))]
@@ -67,6 +68,7 @@ mod loom_tests;
 mod mapping;
 mod os;
 mod publisher;
+pub mod query;
 #[doc(hidden)]
 pub mod ring;
 pub mod schema;

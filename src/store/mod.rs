@@ -63,7 +63,7 @@ pub mod segment;
 pub mod storage;
 
 pub use recorder::{Fsync, Recorder, RecorderConfig, RecorderHandle, RecorderStats};
-pub use recovery::{recover_topic, verify_topic, RecoveryReport, SegmentCheck};
+pub use recovery::{recover_topic, verify_segment, verify_topic, RecoveryReport, SegmentCheck};
 pub use replay::{Replay, ReplayEvent, ReplayStart};
 pub use retention::{apply_retention, Retention, RetentionReport};
 pub use segment::{list_segments, SegmentInfo, SegmentReader, StoredRecord};

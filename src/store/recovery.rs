@@ -221,27 +221,32 @@ pub struct SegmentCheck {
 /// [`StoreError::Io`] if the directory cannot be listed; problems with single segments
 /// are reported in their [`SegmentCheck`].
 pub fn verify_topic(dir: &Path) -> Result<Vec<SegmentCheck>, StoreError> {
-    let mut out = Vec::new();
-    for seg in list_segments(dir)? {
-        let mut c = SegmentCheck {
-            path: seg.path.clone(),
-            sealed: false,
-            records: 0,
-            index_damaged: false,
-            error: None,
-        };
-        match SegmentReader::open(&seg.path) {
-            Ok(r) => {
-                c.sealed = r.sealed();
-                c.index_damaged = r.index_rebuilt();
-                match r.verify() {
-                    Ok(n) => c.records = n,
-                    Err(e) => c.error = Some(e),
-                }
+    Ok(list_segments(dir)?
+        .iter()
+        .map(|seg| verify_segment(&seg.path))
+        .collect())
+}
+
+/// Check one segment file (and its index) without changing anything, as
+/// [`verify_topic`] does for each: for tools that report progress segment by segment.
+pub fn verify_segment(path: &Path) -> SegmentCheck {
+    let mut c = SegmentCheck {
+        path: path.to_path_buf(),
+        sealed: false,
+        records: 0,
+        index_damaged: false,
+        error: None,
+    };
+    match SegmentReader::open(path) {
+        Ok(r) => {
+            c.sealed = r.sealed();
+            c.index_damaged = r.index_rebuilt();
+            match r.verify() {
+                Ok(n) => c.records = n,
+                Err(e) => c.error = Some(e),
             }
-            Err(e) => c.error = Some(e),
         }
-        out.push(c);
+        Err(e) => c.error = Some(e),
     }
-    Ok(out)
+    c
 }

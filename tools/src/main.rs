@@ -7,18 +7,20 @@
 mod cmd;
 mod error;
 mod output;
+mod progress;
 mod report;
 mod stored;
 mod target;
 mod timefmt;
+mod units;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{Format, FormatArg};
 
 /// The shmbus command-line tool.
 #[derive(Parser)]
@@ -30,7 +32,7 @@ struct Cli {
     bus: String,
     /// Output format; by default a table on a terminal and JSON lines otherwise.
     #[arg(long, global = true, value_enum)]
-    format: Option<Format>,
+    format: Option<FormatArg>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +71,8 @@ pub struct Ctx {
     pub bus: String,
     /// The output format chosen for this run.
     pub format: Format,
+    /// `--format` as given (`export` reads `csv` from it).
+    pub format_arg: Option<FormatArg>,
 }
 
 impl Ctx {
@@ -83,18 +87,93 @@ impl Ctx {
     }
 }
 
+/// The subcommand named on a command line (`args` without the program name), skipping
+/// the global options and their values.
+fn subcommand_of(args: &[String]) -> Option<String> {
+    let names: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--bus" || a == "--format" {
+            it.next();
+        } else if a == "--" {
+            return None;
+        } else if !a.starts_with('-') {
+            return names.contains(a).then(|| a.clone());
+        }
+    }
+    None
+}
+
+/// Turns clap's multi-line usage error (`rendered`, in plain text) into one line: the
+/// error, clap's "a similar ... exists" tips, the usage clap shows, and where the help
+/// is. `command` is the subcommand the line named, if any.
+fn usage_line(rendered: &str, command: Option<&str>) -> String {
+    let mut msg = String::new();
+    let mut usage = None;
+    for line in rendered.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+            continue;
+        }
+        if line.starts_with("For more information") {
+            continue;
+        }
+        if line.starts_with("tip:") && !line.contains("similar") {
+            continue;
+        }
+        let line = line.strip_prefix("error: ").unwrap_or(line);
+        if !msg.is_empty() {
+            msg.push_str(if msg.ends_with(':') || line.starts_with('[') {
+                " "
+            } else {
+                "; "
+            });
+        }
+        msg.push_str(line);
+    }
+    let help = match command {
+        Some(c) => format!("shmbus {c} --help"),
+        None => "shmbus --help".to_string(),
+    };
+    match usage {
+        Some(u) => format!("{msg} (usage: {u}; see {help})"),
+        None => format!("{msg} (see {help})"),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        // --help, --version, and the help that a bare `shmbus` prints.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+        Err(e) => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            let line = usage_line(&e.render().to_string(), subcommand_of(&args).as_deref());
+            eprintln!("shmbus: {line}");
+            return ExitCode::from(2);
         }
     };
+    if cli.format == Some(FormatArg::Csv) && !matches!(cli.command, Command::Export(_)) {
+        eprintln!("shmbus: --format csv is only for export");
+        return ExitCode::from(2);
+    }
     let ctx = Ctx {
         bus: cli.bus,
-        format: cli.format.unwrap_or_else(Format::default_for_stdout),
+        format: match cli.format {
+            Some(FormatArg::Table) => Format::Table,
+            Some(FormatArg::Json | FormatArg::Csv) => Format::Json,
+            None => Format::default_for_stdout(),
+        },
+        format_arg: cli.format,
     };
     let result = match cli.command {
         Command::Ls(a) => cmd::ls::run(&ctx, a),
@@ -113,8 +192,71 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            progress::clear_line();
             eprintln!("shmbus: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_subcommand_is_found_past_global_options() {
+        assert_eq!(
+            subcommand_of(&args("tail x --bogus")).as_deref(),
+            Some("tail")
+        );
+        assert_eq!(
+            subcommand_of(&args("--bus tail --format json ls")).as_deref(),
+            Some("ls")
+        );
+        assert_eq!(subcommand_of(&args("--bogus")), None);
+        assert_eq!(subcommand_of(&args("lss")), None);
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let e = "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a \
+                 value, use '-- --bogus'\n\nUsage: shmbus tail <TOPIC>\n\nFor more \
+                 information, try '--help'.\n";
+        assert_eq!(
+            usage_line(e, Some("tail")),
+            "unexpected argument '--bogus' found (usage: shmbus tail <TOPIC>; see shmbus \
+             tail --help)"
+        );
+        let e = "error: the following required arguments were not provided:\n  <TOPIC>\n\n\
+                 Usage: shmbus tail <TOPIC>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_line(e, Some("tail")),
+            "the following required arguments were not provided: <TOPIC> (usage: shmbus \
+             tail <TOPIC>; see shmbus tail --help)"
+        );
+        let e = "error: unrecognized subcommand 'lss'\n\n  tip: a similar subcommand exists: \
+                 'ls'\n\nUsage: shmbus [OPTIONS] <COMMAND>\n\nFor more information, try \
+                 '--help'.\n";
+        assert_eq!(
+            usage_line(e, None),
+            "unrecognized subcommand 'lss'; tip: a similar subcommand exists: 'ls' (usage: \
+             shmbus [OPTIONS] <COMMAND>; see shmbus --help)"
+        );
+        let e = "error: invalid value 'xml' for '--format <FORMAT>'\n  [possible values: \
+                 table, json]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_line(e, Some("ls")),
+            "invalid value 'xml' for '--format <FORMAT>' [possible values: table, json] (see \
+             shmbus ls --help)"
+        );
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -21,3 +21,16 @@ impl Format {
         }
     }
 }
+
+/// What `--format` accepts: the output formats above, plus `csv` (and `jsonl`, the same
+/// as `json`) for `export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON object per line.
+    #[value(alias = "jsonl")]
+    Json,
+    /// Comma-separated values (`export` only).
+    Csv,
+}

@@ -127,10 +127,18 @@ pub fn out_line(line: &str) {
     if crate::target::stdout_closed() {
         return;
     }
+    crate::progress::before_stdout();
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
         crate::target::close_stdout();
     }
+}
+
+/// Writes `shmbus: <message>` to stderr: a warning or a note that does not end the
+/// command (erasing a progress line first).
+pub fn note(message: &str) {
+    crate::progress::clear_line();
+    eprintln!("shmbus: {message}");
 }
 
 /// Text columns aligned to their widest cell.

@@ -72,3 +72,16 @@ pub fn for_each_stored(
     }
     Ok(())
 }
+
+/// The position after the last stored record (0 for an empty store).
+pub fn stored_end(dir: &std::path::Path) -> u64 {
+    let Ok(segs) = shmbus::store::list_segments(dir) else {
+        return 0;
+    };
+    segs.iter()
+        .rev()
+        .filter_map(|s| shmbus::store::SegmentReader::open(&s.path).ok())
+        .map(|r| r.summary().end_pos)
+        .find(|&e| e > 0)
+        .unwrap_or(0)
+}

@@ -41,9 +41,14 @@ pub fn existing_bus(ctx: &Ctx) -> Result<Bus, CliError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(CliError::new(format!(
-                "bus {:?} does not exist ({} not found)",
+                "bus {:?} does not exist ({} not found{})",
                 ctx.bus,
-                dir.display()
+                dir.display(),
+                if ctx.bus.contains('/') {
+                    String::new()
+                } else {
+                    other_buses(&dir)
+                }
             )))
         }
         Err(e) => {
@@ -55,6 +60,32 @@ pub fn existing_bus(ctx: &Ctx) -> Result<Bus, CliError> {
         }
     }
     Bus::open_dir(&dir).map_err(|e| CliError::new(format!("cannot open bus {:?}: {e}", ctx.bus)))
+}
+
+/// What a user who named a missing bus may have meant: `; buses there: a, b (choose
+/// one with --bus or $SHMBUS_BUS)`, or that there are none yet.
+fn other_buses(missing: &Path) -> String {
+    let Some(root) = missing.parent() else {
+        return String::new();
+    };
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| shmbus::check_name(n).is_ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    if names.is_empty() {
+        format!("; no bus exists under {} yet", root.display())
+    } else {
+        format!(
+            "; buses there: {} (choose one with --bus or $SHMBUS_BUS)",
+            names.join(", ")
+        )
+    }
 }
 
 /// Opens an existing topic as raw bytes (any event type), with a clear error for an
@@ -92,6 +123,12 @@ pub fn store_topics(store: &Path, only: Option<&str>) -> Result<Vec<(String, Pat
         Ok(_) => {
             return Err(CliError::new(format!(
                 "{} is not a store (not a directory)",
+                store.display()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CliError::new(format!(
+                "store {} does not exist",
                 store.display()
             )))
         }

@@ -213,6 +213,10 @@ fn ls_info_stat_show_topics_participants_and_schema() {
     assert!(l[0].contains("\"topic\":\"trades\"") && l[0].contains("\"events_per_s\":"));
     assert!(l[0].contains("\"producers_alive\":1"), "{stat:?}");
     assert!(l[0].contains("\"name\":\"audit\""), "{stat:?}");
+    // The detached named subscriber has no process, and holds producers back.
+    assert!(l[0].contains("\"name\":\"audit\",\"pid\":null"), "{stat:?}");
+    let t = &l[0][l[0].find("\"topic\":\"trades\"").unwrap()..];
+    assert_eq!(num(t, "max_lag"), num(t, "tail") - positions[5], "{stat:?}");
     let watch = shmbus(
         &b,
         &[
@@ -644,6 +648,170 @@ fn record_verify_tail_store_and_replay() {
 }
 
 #[test]
+fn replay_create_makes_a_topic_of_the_stored_event_type() {
+    let bus = TempDir::new("create");
+    let store = TempDir::new("create-store");
+    let b = bus.arg();
+    let s = store.arg();
+    publish_trades(&bus.path, "trades", 0, 20);
+    let rec = start_recorder(&bus, &store, &[]);
+    signal(&rec, libc::SIGTERM);
+    assert_eq!(finish(rec, LIMIT).code, 0);
+
+    // Without --create a missing destination is an error that says how to create it.
+    shmbus(
+        &b,
+        &[
+            "replay", "trades", "--store", &s, "--to", "fresh", "--speed", "max",
+        ],
+    )
+    .fails(1, "--create");
+    let r = shmbus(
+        &b,
+        &[
+            "replay",
+            "trades",
+            "--store",
+            &s,
+            "--to",
+            "fresh",
+            "--speed",
+            "max",
+            "--create",
+            "--capacity",
+            "64KiB",
+        ],
+    )
+    .ok();
+    assert_eq!(num(&r.stdout, "events"), 20, "{r:?}");
+    assert_eq!(field(&r.stdout, "created"), Some("true"), "{r:?}");
+    let info = shmbus(&b, &["info", "fresh"]).ok();
+    assert_eq!(num(&info.stdout, "capacity"), 64 << 10, "{info:?}");
+    // The created topic decodes like the original.
+    let t = shmbus(&b, &["tail", "fresh", "-n", "100"]).ok();
+    let l = lines_of(&t);
+    assert_eq!(l.len(), 20, "{t:?}");
+    for (i, line) in l.iter().enumerate() {
+        assert!(
+            line.contains(&format!("\"price\":{}.0,\"qty\":{i}", 100 + i)),
+            "{line}"
+        );
+    }
+    // The producer's own type opens it (the helper opens it as `Trade` and publishes).
+    publish_trades(&bus.path, "fresh", 20, 1);
+    let t = shmbus(&b, &["tail", "fresh", "-n", "1"]).ok();
+    assert_eq!(num(&t.stdout, "qty"), 20);
+    // A second replay into it opens it; nothing is created.
+    let r = shmbus(
+        &b,
+        &[
+            "replay", "trades", "--store", &s, "--to", "fresh", "--speed", "0", "--create",
+        ],
+    )
+    .ok();
+    assert_eq!(field(&r.stdout, "created"), Some("false"), "{r:?}");
+    // A bus that does not exist yet is created with the topic.
+    let new_bus = format!("{}/sub-bus", bus.arg());
+    shmbus(
+        &new_bus,
+        &[
+            "replay", "trades", "--store", &s, "--to", "t2", "--speed", "max", "--create",
+        ],
+    )
+    .ok();
+    let l = shmbus(&new_bus, &["ls"]).ok();
+    assert!(
+        l.stdout.contains("\"t2\"") && l.stdout.contains("Trade"),
+        "{l:?}"
+    );
+    // Settings that only apply to a topic being created, and bad sizes, are usage errors.
+    shmbus(
+        &b,
+        &[
+            "replay",
+            "trades",
+            "--store",
+            &s,
+            "--to",
+            "x",
+            "--capacity",
+            "1MiB",
+        ],
+    )
+    .fails(2, "--create");
+    shmbus(
+        &b,
+        &[
+            "replay",
+            "trades",
+            "--store",
+            &s,
+            "--to",
+            "x",
+            "--create",
+            "--capacity",
+            "lots",
+        ],
+    )
+    .fails(2, "is not a size");
+    shmbus(
+        &b,
+        &[
+            "replay",
+            "trades",
+            "--store",
+            &s,
+            "--to",
+            "x",
+            "--create",
+            "--capacity",
+            "1000",
+        ],
+    )
+    .fails(2, "power of two");
+    assert!(!bus.path.join("x.ring").exists());
+}
+
+#[test]
+fn usage_errors_are_one_line_and_help_and_version_print_normally() {
+    let bus = TempDir::new("usage");
+    let b = bus.arg();
+    for (args, needle) in [
+        (&["--bogus"][..], "unexpected argument '--bogus'"),
+        (&["tail", "t", "--bogus"], "see shmbus tail --help"),
+        (&["tail"], "<TOPIC>"),
+        (&["lss"], "'ls'"),
+        (&["--format", "xml", "ls"], "possible values: table, json"),
+        (
+            &["tail", "t", "--from-time", "-1m", "--from-position", "0"],
+            "cannot be used with",
+        ),
+        (&["stat", "--interval", "soon"], "bad duration"),
+    ] {
+        shmbus(&b, args).fails(2, needle);
+    }
+    for args in [
+        &["--help"][..],
+        &["tail", "--help"],
+        &["help", "replay"],
+        &["-V"],
+    ] {
+        let r = shmbus(&b, args).ok();
+        assert!(r.stderr.is_empty(), "{r:?}");
+        assert!(r.stdout.lines().count() >= 1, "{r:?}");
+    }
+    let h = shmbus(&b, &["replay", "--help"]).ok();
+    assert!(
+        h.stdout.contains("--create") && h.stdout.contains("Usage:"),
+        "{h:?}"
+    );
+    assert!(shmbus(&b, &["--version"])
+        .ok()
+        .stdout
+        .starts_with("shmbus "));
+}
+
+#[test]
 fn store_spanning_segments_is_verified_and_tailed_across_rollovers() {
     let bus = TempDir::new("roll");
     let store = TempDir::new("roll-store");
@@ -651,7 +819,7 @@ fn store_spanning_segments_is_verified_and_tailed_across_rollovers() {
     let s = store.arg();
     run_role("create", &bus.path, &[]);
     // Recording while publishing: back-pressure keeps it lossless across ring laps.
-    let rec = start_recorder(&bus, &store, &["--segment-mib", "1"]);
+    let rec = start_recorder(&bus, &store, &["--segment-size", "1MiB"]);
     let n = 40_000u64;
     let pos = publish_trades(&bus.path, "trades", 0, n);
     let topic = bus.bus().topic("trades").open().unwrap();
@@ -738,7 +906,7 @@ fn verify_reports_damage_with_path_and_offset_and_repairs_torn_tails() {
     publish_trades(&bus.path, "trades", 0, 30);
 
     // A recorder killed outright leaves an unsealed segment behind.
-    let mut rec = start_recorder(&bus, &store, &["--segment-mib", "1"]);
+    let mut rec = start_recorder(&bus, &store, &["--segment-size", "1MiB"]);
     rec.kill().unwrap();
     rec.wait().unwrap();
     let seg = seg_files(&store, "seg").remove(0);
@@ -888,7 +1056,7 @@ fn gc_lists_dead_rings_and_removes_them_only_when_asked() {
     assert!(!gc.stdout.contains("inuse"));
     let table = shmbus(&b, &["gc", "--format", "table"]).ok();
     assert!(
-        table.stdout.contains("named subscriber \"keeper\""),
+        table.stdout.contains("\"keeper\" at ") && table.stdout.contains("NAMED STATE LOST"),
         "{table:?}"
     );
     assert!(bus.path.join("abandoned.ring").exists() && temp.exists());
@@ -1009,6 +1177,18 @@ fn bad_input_is_one_line_and_a_nonzero_exit() {
         "an inspecting command created a bus"
     );
     shmbus(&b, &["tail", "trades", "--store", "/nonexistent"]).fails(1, "store /nonexistent");
+    shmbus(&b, &["verify", "/nonexistent"]).fails(1, "store /nonexistent does not exist");
+    // A bus named (not a path) that does not exist: the error lists the buses there.
+    let root = TempDir::new("roots");
+    std::fs::create_dir(root.path.join("alpha")).unwrap();
+    let r = finish(
+        shmbus_cmd("beta", &["ls"])
+            .env("SHMBUS_DIR", &root.path)
+            .spawn()
+            .unwrap(),
+        LIMIT,
+    );
+    r.fails(1, "buses there: alpha");
     let r = shmbus(&b, &["stat", "--interval", "soon"]);
     assert_eq!(r.code, 2);
     assert_no_panic(&r.stderr);

@@ -233,6 +233,12 @@ typedef enum {
    * A bug: the library panicked. The call was abandoned; the handle may be unusable.
    */
   SHMBUS_ERR_PANIC = 26,
+  /**
+   * The JSON text is not JSON, or does not fit the topic's schema (a missing,
+   * unknown or mistyped field, a number out of range); `shmbus_last_error()` says
+   * what and at which column.
+   */
+  SHMBUS_ERR_JSON = 27,
 } shmbus_status;
 
 /**
@@ -545,6 +551,42 @@ shmbus_status shmbus_topic_schema_bytes(const shmbus_topic *topic, uint8_t *buf,
 const char *shmbus_version(void);
 
 /**
+ * Encode the NUL-terminated UTF-8 JSON text `json` as an event of `topic`'s type (an
+ * object with the fields of the stored schema, as `shmbus_event_to_json` writes them)
+ * into `buf`: the payload bytes a typed publisher of that type would send. Publish
+ * them with `shmbus_publisher_send` and the topic's `type_id` (`shmbus_topic_get_info`),
+ * or use `shmbus_publisher_send_json`.
+ *
+ * Buffers as `shmbus_topic_type_name` (no NUL is appended; `*needed` is the payload
+ * length). Errors: `SHMBUS_ERR_JSON` (not JSON, or not an event of the schema:
+ * `shmbus_last_error()` names the field and column), `SHMBUS_ERR_NO_SCHEMA` (raw
+ * topic), `SHMBUS_ERR_INVALID_ARGUMENT` (`json` is not UTF-8), `SHMBUS_ERR_TOO_LARGE`,
+ * `SHMBUS_ERR_BUFFER_TOO_SMALL`, `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`.
+ *
+ * # Safety
+ *
+ * `topic` is NULL or an open topic handle; `json` is NULL or a NUL-terminated string;
+ * `buf` is NULL or writable for `buflen` bytes; `needed` is NULL or writable.
+ */
+shmbus_status shmbus_event_from_json(const shmbus_topic *topic, const char *json, uint8_t *buf, size_t buflen, size_t *needed);
+
+/**
+ * Encode `json` as in `shmbus_event_from_json` with the publisher's topic and publish
+ * it with the topic's type id, waiting as long as back-pressure lasts. `*position`
+ * (if `position` is not NULL) receives the event's position. Nothing is published
+ * when the JSON does not encode.
+ *
+ * Errors: those of `shmbus_event_from_json` (except the buffer ones) and of
+ * `shmbus_publisher_send`.
+ *
+ * # Safety
+ *
+ * `publisher` is NULL or an open publisher; `json` is NULL or a NUL-terminated
+ * string; `position` is NULL or writable.
+ */
+shmbus_status shmbus_publisher_send_json(shmbus_publisher *publisher, const char *json, uint64_t *position);
+
+/**
  * Attach a publisher to `topic` (it takes one of the topic's producer slots until
  * closed).
  *
@@ -724,8 +766,13 @@ shmbus_status shmbus_subscriber_recv(shmbus_subscriber *subscriber, int64_t time
 
 /**
  * End the lend of the event received last: its payload pointer is no longer valid,
- * and producers may reuse its bytes. (The next receive releases it too; releasing
- * explicitly lets producers move on while the subscriber does other work.)
+ * and producers may reuse its bytes at once (the position is published now).
+ *
+ * The next receive ends the lend too, and then publishes the position to producers
+ * in batches (every eighth of the ring, and whenever the subscriber catches up), which
+ * keeps the position's cache line from moving between cores on every event. So a
+ * receive loop at full rate should not call this per event; call it before work that
+ * keeps the subscriber away from its topic.
  *
  * Errors: `SHMBUS_ERR_NOT_HELD` if no event is lent out (e.g. released twice),
  * `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_BUSY`.

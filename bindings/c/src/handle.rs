@@ -39,12 +39,24 @@ unsafe fn check<O: Opaque>(p: *const O) -> Result<(), Failure> {
     // caller promises a live handle.
     let tag = unsafe { p.cast::<u64>().read() };
     if tag != O::TAG {
-        return Err(Failure::new(
-            SHMBUS_ERR_BAD_HANDLE,
-            format!("the pointer is not an open {}", O::NAME),
-        ));
+        return Err(bad_handle(O::NAME));
     }
     Ok(())
+}
+
+#[cold]
+#[inline(never)]
+fn bad_handle(name: &'static str) -> Failure {
+    Failure::new(
+        SHMBUS_ERR_BAD_HANDLE,
+        format!("the pointer is not an open {name}"),
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn null_handle(name: &'static str) -> Failure {
+    Failure::new(SHMBUS_ERR_NULL, format!("the {name} handle is NULL"))
 }
 
 /// Borrow the value behind a handle.
@@ -55,10 +67,7 @@ unsafe fn check<O: Opaque>(p: *const O) -> Result<(), Failure> {
 /// for `'a`.
 pub(crate) unsafe fn get<'a, O: Opaque>(p: *const O) -> Result<&'a O::Inner, Failure> {
     if p.is_null() {
-        return Err(Failure::new(
-            SHMBUS_ERR_NULL,
-            format!("the {} handle is NULL", O::NAME),
-        ));
+        return Err(null_handle(O::NAME));
     }
     // SAFETY: non-NULL and, per the caller, a live handle.
     unsafe { check(p)? };
@@ -74,10 +83,7 @@ pub(crate) unsafe fn get<'a, O: Opaque>(p: *const O) -> Result<&'a O::Inner, Fai
 /// accesses for `'a`.
 pub(crate) unsafe fn get_mut<'a, O: Opaque>(p: *mut O) -> Result<&'a mut O::Inner, Failure> {
     if p.is_null() {
-        return Err(Failure::new(
-            SHMBUS_ERR_NULL,
-            format!("the {} handle is NULL", O::NAME),
-        ));
+        return Err(null_handle(O::NAME));
     }
     // SAFETY: non-NULL and, per the caller, a live handle.
     unsafe { check(p)? };

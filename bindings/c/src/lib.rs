@@ -33,11 +33,13 @@
 
 mod bus_topic;
 mod handle;
+mod json_in;
 mod publish;
 mod status;
 mod subscribe;
 
 pub use bus_topic::*;
+pub use json_in::*;
 pub use publish::*;
 pub use status::*;
 pub use subscribe::*;

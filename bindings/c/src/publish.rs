@@ -65,7 +65,7 @@ impl PublisherHandle {
     }
 
     /// The publisher, unless a claim borrows it.
-    fn publisher(&mut self) -> Result<&mut Publisher<Raw>, Failure> {
+    pub(crate) fn publisher(&mut self) -> Result<&mut Publisher<Raw>, Failure> {
         if self.grant.is_some() {
             return Err(Failure::new(
                 shmbus_status::SHMBUS_ERR_CLAIM_PENDING,
@@ -208,6 +208,7 @@ pub unsafe extern "C" fn shmbus_publisher_try_claim(
 /// # Safety
 ///
 /// As `shmbus_publisher_claim`.
+#[inline(always)]
 unsafe fn claim(
     publisher: *mut shmbus_publisher,
     len: usize,
@@ -279,6 +280,7 @@ enum Patience {
 ///
 /// `publisher` is NULL or an open publisher; `data` is NULL or readable for `len`
 /// bytes; `position` is NULL or writable.
+#[inline(always)]
 unsafe fn send(
     publisher: *mut shmbus_publisher,
     type_id: u64,

@@ -57,6 +57,13 @@ fn lib_dir() -> &'static Path {
                 "{lib} missing in {profile_dir:?}"
             );
         }
+        // Programs linked against libshmbus.so load its SONAME, libshmbus.so.0 (what
+        // `make lib` links next to it too).
+        let so0 = profile_dir.join("libshmbus.so.0");
+        if std::fs::read_link(&so0).ok().as_deref() != Some(Path::new("libshmbus.so")) {
+            let _ = std::fs::remove_file(&so0);
+            std::os::unix::fs::symlink("libshmbus.so", &so0).expect("link libshmbus.so.0");
+        }
         profile_dir.to_path_buf()
     })
 }
@@ -395,6 +402,36 @@ fn rust_typed_publisher_to_c_subscriber() {
 }
 
 #[test]
+fn c_publishes_typed_events_from_json() {
+    const N: u64 = 50;
+    let dir = TempBus::new("from-json");
+    let bus = Bus::open_dir(&dir.0).unwrap();
+    let topic = bus
+        .topic("trades")
+        .event::<Trade>()
+        .capacity(64 * 1024)
+        .open_or_create()
+        .unwrap();
+    let mut sub = topic.subscriber().start(Start::Earliest).open().unwrap();
+    let exe = program("tests/c/from_json.c", Link::Shared);
+    let lines = Proc::spawn(command(&exe, &[&dir.0, &"trades", &"raw", &N.to_string()])).success();
+    assert_eq!(line_with(&lines, "sent "), format!("sent {}", N + 1));
+    line_with(&lines, "from_json: all expectations held");
+    for i in 0..=N {
+        let ev = sub.recv_timeout(PATIENCE).unwrap().expect("event");
+        let want = trade(i);
+        assert_eq!(ev.seq, want.seq, "event {i}");
+        assert_eq!(ev.symbol, want.symbol);
+        assert_eq!(ev.price, want.price);
+        assert_eq!(ev.qty, want.qty);
+        assert_eq!(ev.flags.as_slice(), want.flags.as_slice());
+        assert_eq!(ev.venue.as_deref(), want.venue.as_deref());
+    }
+    // The rejected texts published nothing.
+    assert!(sub.try_recv().unwrap().is_none());
+}
+
+#[test]
 fn c_to_c_across_processes() {
     const N: u64 = 20_000;
     let dir = TempBus::new("c2c");
@@ -512,4 +549,133 @@ fn c_pingpong_round_trips() {
     ))
     .success();
     line_with(&lines, "c pingpong: rounds 2000 p50 ");
+}
+
+/// The SONAME and NEEDED entries of an ELF64 little-endian shared object or executable,
+/// read from its `SHT_DYNAMIC` section and the string table that section links to.
+fn elf_dynamic(path: &Path) -> (Option<String>, Vec<String>) {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
+    assert!(
+        b.len() > 64 && b[..4] == *b"\x7fELF" && b[4] == 2 && b[5] == 1,
+        "{path:?} is not an ELF64 little-endian file"
+    );
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap()) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap()) as usize;
+    let (shoff, shentsize, shnum) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c));
+    let section = |i: usize| shoff + i * shentsize;
+    let dynamic = (0..shnum)
+        .map(section)
+        .find(|&sh| u32_at(sh + 4) == 6) // SHT_DYNAMIC
+        .unwrap_or_else(|| panic!("{path:?} has no dynamic section"));
+    let strtab = u64_at(section(u32_at(dynamic + 40)) + 24);
+    let string = |off: usize| {
+        let start = strtab + off;
+        let end = start + b[start..].iter().position(|&c| c == 0).expect("NUL");
+        String::from_utf8(b[start..end].to_vec()).expect("UTF-8 name")
+    };
+    let (mut soname, mut needed) = (None, Vec::new());
+    let (start, size) = (u64_at(dynamic + 24), u64_at(dynamic + 32));
+    for entry in (start..start + size).step_by(16) {
+        match u64_at(entry) {
+            0 => break,                                     // DT_NULL
+            1 => needed.push(string(u64_at(entry + 8))),    // DT_NEEDED
+            14 => soname = Some(string(u64_at(entry + 8))), // DT_SONAME
+            _ => {}
+        }
+    }
+    (soname, needed)
+}
+
+#[test]
+fn shared_library_has_its_soname_and_programs_need_it() {
+    let (soname, _) = elf_dynamic(&lib_dir().join("libshmbus.so"));
+    assert_eq!(soname.as_deref(), Some("libshmbus.so.0"));
+    let exe = program("tests/c/misuse.c", Link::Shared);
+    let (_, needed) = elf_dynamic(&exe);
+    assert!(
+        needed.iter().any(|n| n == "libshmbus.so.0"),
+        "a program linked with -lshmbus needs {needed:?}"
+    );
+}
+
+#[test]
+fn make_install_links_the_soname_and_pkg_config_finds_the_library() {
+    let lib = lib_dir();
+    let profile = lib.file_name().and_then(|n| n.to_str()).expect("profile");
+    let target = lib.parent().expect("target dir");
+    let prefix = TempBus::new("install");
+    let out = Command::new("make")
+        .current_dir(crate_dir())
+        .args(["--no-print-directory", "install"])
+        .arg(format!("PROFILE={profile}"))
+        .arg(format!("PREFIX={}", prefix.0.display()))
+        .env("CARGO_TARGET_DIR", target)
+        .output();
+    let Ok(out) = out else {
+        println!("SKIPPED: `make` not found");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "make install failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let libdir = prefix.0.join("lib");
+    let version = env!("CARGO_PKG_VERSION");
+    let link = |name: &str| std::fs::read_link(libdir.join(name)).expect(name);
+    assert_eq!(link("libshmbus.so"), Path::new("libshmbus.so.0"));
+    assert_eq!(
+        link("libshmbus.so.0"),
+        PathBuf::from(format!("libshmbus.so.{version}"))
+    );
+    let (soname, _) = elf_dynamic(&libdir.join(format!("libshmbus.so.{version}")));
+    assert_eq!(soname.as_deref(), Some("libshmbus.so.0"));
+    assert!(prefix.0.join("include/shmbus.h").exists());
+
+    // shmbus.pc names this prefix; a program built with its flags runs.
+    let pc_dir = libdir.join("pkgconfig");
+    let pc = std::fs::read_to_string(pc_dir.join("shmbus.pc")).expect("shmbus.pc");
+    assert!(
+        pc.lines()
+            .any(|l| l == format!("prefix={}", prefix.0.display())),
+        "{pc}"
+    );
+    assert!(pc.contains(&format!("Version: {version}")), "{pc}");
+    let flags = match Command::new("pkg-config")
+        .env("PKG_CONFIG_PATH", &pc_dir)
+        .args(["--cflags", "--libs", "shmbus"])
+        .output()
+    {
+        Ok(o) if o.status.success() => String::from_utf8(o.stdout).expect("flags"),
+        _ => {
+            println!("SKIPPED (pkg-config part): pkg-config not found or failed");
+            return;
+        }
+    };
+    let src = prefix.0.join("version.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <shmbus.h>\n\
+         int main(void) { printf(\"shmbus %s\\n\", shmbus_version()); return 0; }\n",
+    )
+    .expect("write version.c");
+    let exe = prefix.0.join("version");
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let status = Command::new(cc)
+        .args(["-std=c11", "-Wall", "-Werror"])
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .args(flags.split_whitespace())
+        .arg(format!("-Wl,-rpath,{}", libdir.display()))
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "cc with pkg-config flags: {status}");
+    let out = Command::new(&exe).output().expect("run the program");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("shmbus {version}\n")
+    );
 }

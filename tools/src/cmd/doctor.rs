@@ -21,6 +21,7 @@ use shmbus::SubscriberState;
 use crate::cmd::gc::{pid_exists, temp_file_pid};
 use crate::error::CliError;
 use crate::output::Format;
+use crate::progress::Progress;
 use crate::report::{out_line, Obj, Table};
 use crate::target::bus_dir;
 use crate::Ctx;
@@ -105,7 +106,10 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
     let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
     entries.sort();
     let mut rings = 0;
+    let mut progress = Progress::new(format!("doctor {}", dir.display()), "files");
+    progress.set_total(entries.len() as u64);
     for path in entries {
+        progress.add(1);
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -209,8 +213,13 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
                     s.pid, s.position, s.lag
                 )),
                 SubscriberState::Evicted => Some(format!(
-                    "{who} was evicted at position {} (pid {})",
-                    s.position, s.pid
+                    "{who} was evicted at position {}{}",
+                    s.position,
+                    if s.pid == 0 {
+                        String::new()
+                    } else {
+                        format!(" (pid {})", s.pid)
+                    }
                 )),
                 _ => None,
             };
@@ -223,6 +232,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
             }
         }
     }
+    progress.finish();
     match ctx.format {
         Format::Json => {
             for f in &findings {

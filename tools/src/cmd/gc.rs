@@ -17,7 +17,8 @@ use shmbus::{Bus, SubscriberState};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{out_line, Obj, Table};
+use crate::progress::Progress;
+use crate::report::{note, out_line, Obj, Table};
 use crate::target::existing_bus;
 use crate::Ctx;
 
@@ -149,7 +150,26 @@ struct Candidate {
     path: PathBuf,
     topic: Option<String>,
     reason: String,
+    /// The position up to which the topic was published.
+    tail: Option<u64>,
     named: Vec<(String, u64)>,
+}
+
+/// `no live participant (1 dead producer slot, 2 dead subscriber slots)`.
+fn unused_reason(u: &RingUse) -> String {
+    let plural = |n: usize, what: &str| format!("{n} {what} slot{}", if n == 1 { "" } else { "s" });
+    let mut dead = Vec::new();
+    if u.dead_producers > 0 {
+        dead.push(plural(u.dead_producers, "dead producer"));
+    }
+    if u.dead_subscribers > 0 {
+        dead.push(plural(u.dead_subscribers, "dead subscriber"));
+    }
+    if dead.is_empty() {
+        "no live participant".into()
+    } else {
+        format!("no live participant ({})", dead.join(", "))
+    }
 }
 
 /// Runs `shmbus gc`.
@@ -160,25 +180,26 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("cannot list bus {:?}: {e}", ctx.bus)))?;
     let mut candidates = Vec::new();
     let mut kept = 0;
+    let mut progress = Progress::new(format!("gc {}", bus.dir().display()), "rings");
+    progress.set_total(names.len() as u64);
     for name in &names {
+        progress.add(1);
         match ring_use(&bus, name) {
             Ok(u) if u.unused() => candidates.push(Candidate {
                 path: bus.ring_path(name),
                 topic: Some(name.clone()),
-                reason: format!(
-                    "no live participant ({} dead producer slot(s), {} dead subscriber \
-                     slot(s)); published up to position {}",
-                    u.dead_producers, u.dead_subscribers, u.tail
-                ),
+                reason: unused_reason(&u),
+                tail: Some(u.tail),
                 named: u.named,
             }),
             Ok(_) => kept += 1,
             Err(e) => {
                 kept += 1;
-                eprintln!("shmbus: skipping {name:?}: {e} (see `shmbus doctor`)");
+                note(&format!("skipping {name:?}: {e} (see `shmbus doctor`)"));
             }
         }
     }
+    progress.finish();
     let rd = std::fs::read_dir(bus.dir())
         .map_err(|e| CliError::new(format!("cannot read {}: {e}", bus.dir().display())))?;
     let mut temps: Vec<_> = rd
@@ -195,15 +216,22 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
             path,
             topic: None,
             reason: format!("temporary file of an interrupted creation (pid {pid} is gone)"),
+            tail: None,
             named: Vec::new(),
         });
     }
 
     let mut removed = 0;
-    let mut table = Table::new(&["PATH", "REASON", "STATE LOST", "ACTION"]);
+    let mut table = Table::new(&[
+        "FILE",
+        "REASON",
+        "PUBLISHED TO",
+        "NAMED STATE LOST",
+        "ACTION",
+    ]);
     for c in &candidates {
         let action = if !args.remove {
-            "listed (use --remove)".to_string()
+            "listed".to_string()
         } else {
             // Check again: someone may have attached since.
             let still = match &c.topic {
@@ -227,7 +255,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         } else {
             c.named
                 .iter()
-                .map(|(n, p)| format!("named subscriber {n:?} at position {p}"))
+                .map(|(n, p)| format!("{n:?} at {p}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -237,6 +265,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                     .str("path", &c.path.display().to_string())
                     .opt_str("topic", c.topic.as_deref())
                     .str("reason", &c.reason)
+                    .opt_u64("published_to", c.tail)
                     .arr(
                         "named_subscribers",
                         c.named
@@ -248,8 +277,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                     .finish(),
             ),
             Format::Table => table.row(vec![
-                c.path.display().to_string(),
+                c.path.file_name().map_or_else(
+                    || c.path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                ),
                 c.reason.clone(),
+                c.tail.map_or_else(|| "-".into(), |t| t.to_string()),
                 state,
                 action,
             ]),
@@ -264,9 +297,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         } else {
             table.print();
             out_line(&format!(
-                "{} candidate(s), {removed} removed, {kept} topic(s) kept; named subscriber \
-                 positions are state that removing a ring file loses",
-                candidates.len()
+                "{} candidate(s) in {}, {removed} removed{}, {kept} topic(s) in use or \
+                 unreadable kept; removing a ring file loses the positions of its named \
+                 subscribers",
+                candidates.len(),
+                bus.dir().display(),
+                if args.remove { "" } else { " (use --remove)" },
             ));
         }
     }

@@ -7,6 +7,7 @@ use shmbus::schema::{Kind, Schema};
 use shmbus::{Raw, SubscriberState, Topic};
 
 use crate::cmd::ls::{mode_name, type_name};
+use crate::cmd::stat::pid_cell;
 use crate::error::CliError;
 use crate::output::Format;
 use crate::report::{human_bytes, out_line, Obj, Table};
@@ -157,7 +158,7 @@ fn info_json(topic: &Topic<Raw>) -> String {
                 Obj::new()
                     .u64("slot", c.slot as u64)
                     .opt_str("name", c.name.as_deref())
-                    .u64("pid", u64::from(c.pid))
+                    .opt_u64("pid", (c.pid != 0).then_some(u64::from(c.pid)))
                     .bool("alive", c.alive)
                     .str("state", state_name(c.state, c.alive))
                     .u64("position", c.position)
@@ -212,7 +213,7 @@ fn print_table(topic: &Topic<Raw>) {
     kv(
         "slots",
         format!(
-            "{} producers, {} consumers",
+            "{} producers, {} subscribers",
             m.max_producers, m.max_consumers
         ),
     );
@@ -225,7 +226,14 @@ fn print_table(topic: &Topic<Raw>) {
             m.fingerprint
         ),
     );
-    kv("max payload", format!("{} bytes", m.max_payload));
+    kv(
+        "max payload",
+        format!(
+            "{} ({} bytes)",
+            human_bytes(u64::from(m.max_payload)),
+            m.max_payload
+        ),
+    );
     kv(
         "timeouts",
         format!(
@@ -242,8 +250,10 @@ fn print_table(topic: &Topic<Raw>) {
     kv(
         "published",
         format!(
-            "{} records, {} payload bytes, {} stalls (attached producers)",
-            s.records, s.bytes, s.stalls
+            "{} records, {} payload, {} back-pressure stalls (by attached producers only)",
+            s.records,
+            human_bytes(s.bytes),
+            s.stalls
         ),
     );
     kv(
@@ -257,7 +267,12 @@ fn print_table(topic: &Topic<Raw>) {
         "producer limit",
         format!(
             "{} (cached claim bound); {} producer slot(s) reaped from dead processes",
-            w.limit, w.reaped_producers
+            if w.limit >= u64::MAX / 2 {
+                "none".to_string()
+            } else {
+                w.limit.to_string()
+            },
+            w.reaped_producers
         ),
     );
     kv(
@@ -333,7 +348,7 @@ fn print_table(topic: &Topic<Raw>) {
             t.row(vec![
                 c.slot.to_string(),
                 c.name.clone().unwrap_or_else(|| "-".into()),
-                c.pid.to_string(),
+                pid_cell(c.pid),
                 state_name(c.state, c.alive).into(),
                 c.position.to_string(),
                 human_bytes(c.lag),

@@ -13,8 +13,9 @@ use shmbus::store::{Fsync, Recorder, RecorderConfig, StoreError};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{out_line, Obj};
+use crate::report::{human_bytes, note, out_line, Obj};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping};
+use crate::units::parse_size;
 use crate::Ctx;
 
 /// Arguments of `shmbus record`.
@@ -23,17 +24,18 @@ pub struct Args {
     /// The topic to record.
     pub topic: String,
     /// The store directory (the topic's segments go to DIR/<topic>/).
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub store: PathBuf,
-    /// When to sync to disk: never, batch (every write), or every <ms> milliseconds.
-    #[arg(long, default_value = "1000", value_parser = parse_fsync)]
+    /// When to sync to disk: never, batch (after every write), or at an interval in
+    /// milliseconds (250 or 250ms).
+    #[arg(long, value_name = "POLICY", default_value = "1000ms", value_parser = parse_fsync)]
     pub fsync: Fsync,
     /// Name of the recorder's durable subscriber.
     #[arg(long, default_value = "shmbus-recorder")]
     pub name: String,
-    /// Segment size in MiB.
-    #[arg(long, default_value_t = 64)]
-    pub segment_mib: u64,
+    /// Size of each segment file, e.g. 64MiB or 1GiB.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub segment_size: u64,
     /// Continue when records between the store's end and the ring were lost.
     #[arg(long)]
     pub accept_loss: bool,
@@ -63,7 +65,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     let cfg = RecorderConfig {
         name: args.name.clone(),
         fsync: args.fsync,
-        segment_size: args.segment_mib.saturating_mul(1 << 20),
+        segment_size: args.segment_size,
         accept_loss: args.accept_loss,
         ..RecorderConfig::default()
     };
@@ -80,7 +82,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         )),
     })?;
     if !rec.recovery().clean() {
-        eprintln!("shmbus: recovered the store: {}", rec.recovery());
+        note(&format!("recovered the store: {}", rec.recovery()));
     }
     eprintln!(
         "shmbus: recording {:?} into {} ({} storage) from position {}; stop with Ctrl-C",
@@ -92,7 +94,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     while !stopping() && !rec.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
         for e in rec.take_errors() {
-            eprintln!("shmbus: recorder: {e}");
+            note(&format!("recorder: {e}"));
         }
     }
     let stats = rec
@@ -112,10 +114,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 .finish(),
         ),
         Format::Table => out_line(&format!(
-            "recorded {} records ({} payload bytes) of {:?} in {} new segment(s); \
-             persisted up to position {}; {} error(s); storage {}",
+            "recorded {} records ({}) of {:?} in {} new segment(s); persisted up to \
+             position {}; {} error(s); storage {}",
             stats.records,
-            stats.bytes,
+            human_bytes(stats.bytes),
             args.topic,
             stats.segments,
             stats.persisted,

@@ -4,22 +4,28 @@
 //!
 //! With `--speed 1` (the default) the gaps between events are those recorded; `2`
 //! replays twice as fast; `0` or `max` publishes as fast as the topic accepts. The
-//! destination topic must exist and carry the same event type (or be raw). SIGINT or
-//! SIGTERM stop the replay between two events.
+//! destination topic must carry the same event type (or be raw). It must exist unless
+//! `--create` is given: then a missing topic (and bus) is created with the schema and
+//! type id stored in the segments, exactly as the producer's own type would create it,
+//! so `tail` decodes it and the producer's code can open it later. SIGINT or SIGTERM
+//! stop the replay between two events.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use shmbus::schema::Schema;
 use shmbus::store::ReplayStart;
-use shmbus::SendError;
+use shmbus::{Raw, SendError, Topic};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{out_line, Obj};
-use crate::stored::{for_each_stored, stored_schema};
+use crate::progress::{share, Progress};
+use crate::report::{human_bytes, out_line, Obj};
+use crate::stored::{for_each_stored, stored_end, stored_schema};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
 use crate::timefmt::parse_time;
+use crate::units::parse_size;
 use crate::Ctx;
 
 /// Arguments of `shmbus replay`.
@@ -28,20 +34,32 @@ pub struct Args {
     /// The topic in the store to read.
     pub topic: String,
     /// The store directory.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub store: PathBuf,
     /// The live topic to publish into.
-    #[arg(long)]
+    #[arg(long, value_name = "TOPIC")]
     pub to: String,
+    /// Create the destination topic if it does not exist, with the stored event type.
+    #[arg(long)]
+    pub create: bool,
+    /// Ring capacity of a topic created with --create: a power of two from 4KiB to
+    /// 1TiB (the largest event it takes is a quarter of it), e.g. 64MiB.
+    #[arg(long, value_name = "SIZE", requires = "create", value_parser = parse_size)]
+    pub capacity: Option<u64>,
     /// Speed factor over the recorded pace; 0 or `max` for as fast as possible.
-    #[arg(long, default_value = "1", value_parser = parse_speed)]
+    #[arg(long, value_name = "FACTOR", default_value = "1", value_parser = parse_speed)]
     pub speed: f64,
     /// Start at the first stored event at or after this time (RFC 3339 UTC, unix ns,
     /// or relative like -5m).
-    #[arg(long, conflicts_with = "from_position", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "from_position",
+        allow_hyphen_values = true
+    )]
     pub from_time: Option<String>,
     /// Start at this stored position.
-    #[arg(long)]
+    #[arg(long, value_name = "POSITION")]
     pub from_position: Option<u64>,
 }
 
@@ -68,8 +86,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     };
     let (_, dir) = store_topics(&args.store, Some(&args.topic))?.remove(0);
     let (schema, stored_type) = stored_schema(&dir)?;
-    let bus = existing_bus(ctx)?;
-    let dest = open_topic(&bus, &args.to)?;
+    let (dest, created) = if args.create {
+        create_or_open(ctx, &args, schema.as_ref(), stored_type)?
+    } else {
+        let bus = existing_bus(ctx)?;
+        let topic = open_topic(&bus, &args.to).map_err(|e| {
+            if bus.ring_path(&args.to).exists() {
+                e
+            } else {
+                CliError::new(format!(
+                    "{e}; --create creates it with the stored event type"
+                ))
+            }
+        })?;
+        (topic, false)
+    };
     let m = dest.meta();
     let compatible = m.type_id == 0
         || (m.type_id == stored_type
@@ -89,6 +120,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         .publisher()
         .map_err(|e| CliError::new(format!("cannot publish to {:?}: {e}", args.to)))?;
     install_stop_handlers()?;
+    let end = stored_end(&dir);
+    let mut progress = Progress::new(format!("replay {} to {}", args.topic, args.to), "events");
     let mut first: Option<(u64, Instant)> = None;
     let (mut events, mut bytes, mut first_pos, mut last_pos) = (0u64, 0u64, None, None);
     let mut interrupted = false;
@@ -106,6 +139,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                     interrupted = true;
                     return Ok(ControlFlow::Break(()));
                 }
+                progress.tick();
                 std::thread::sleep((due - Instant::now()).min(Duration::from_millis(50)));
             }
         }
@@ -127,15 +161,18 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         }
         events += 1;
         bytes += r.bytes.len() as u64;
-        first_pos.get_or_insert(r.position);
+        let from = *first_pos.get_or_insert(r.position);
         last_pos = Some(r.position);
+        progress.advance(1, share(from, r.next_position, end));
         Ok(ControlFlow::Continue(()))
     })?;
+    progress.finish();
     match ctx.format {
         Format::Json => out_line(
             &Obj::new()
                 .str("from", &args.topic)
                 .str("to", &args.to)
+                .bool("created", created)
                 .u64("events", events)
                 .u64("bytes", bytes)
                 .opt_u64("first_position", first_pos)
@@ -144,11 +181,66 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 .finish(),
         ),
         Format::Table => out_line(&format!(
-            "replayed {events} events ({bytes} payload bytes) from {:?} into {:?}{}",
+            "replayed {events} events ({}) from {:?} in {} into {}{:?}{}",
+            human_bytes(bytes),
             args.topic,
+            args.store.display(),
+            if created { "new topic " } else { "" },
             args.to,
-            if interrupted { " (interrupted)" } else { "" }
+            match (first_pos, last_pos, interrupted) {
+                (Some(a), Some(b), true) => format!(", positions {a} to {b} (interrupted)"),
+                (Some(a), Some(b), false) => format!(", positions {a} to {b}"),
+                (_, _, true) => " (interrupted)".to_string(),
+                _ => String::new(),
+            }
         )),
     }
     Ok(())
+}
+
+/// Opens the destination topic, creating it (and the bus) with the stored event type
+/// if it does not exist. Returns whether it was created here.
+fn create_or_open(
+    ctx: &Ctx,
+    args: &Args,
+    schema: Option<&Schema>,
+    type_id: u64,
+) -> Result<(Topic<Raw>, bool), CliError> {
+    if let Err(e) = shmbus::check_name(&args.to) {
+        return Err(CliError::usage(format!("bad topic name: {e}")));
+    }
+    let bus = ctx.open_bus()?;
+    if bus.ring_path(&args.to).exists() {
+        return Ok((open_topic(&bus, &args.to)?, false));
+    }
+    let mut builder = bus.topic(&args.to);
+    if let Some(c) = args.capacity {
+        builder = builder.capacity(c);
+    }
+    let builder = match (schema, type_id) {
+        (Some(s), id) if id != 0 => builder.with_schema(s.clone(), id),
+        (None, 0) => builder,
+        (Some(_), _) => {
+            return Err(CliError::new(format!(
+                "the segments of {:?} carry a schema but type id 0: cannot create {:?} \
+                 with their event type",
+                args.topic, args.to
+            )))
+        }
+        (None, _) => {
+            return Err(CliError::new(format!(
+                "cannot create {:?}: no sealed segment of {:?} holds the event type's schema \
+                 (seal the last one with `shmbus verify --repair`, or create the topic with \
+                 the producer)",
+                args.to, args.topic
+            )))
+        }
+    };
+    let topic = builder.open_or_create().map_err(|e| match e {
+        shmbus::OpenError::InvalidConfig(why) => {
+            CliError::usage(format!("cannot create topic {:?}: {why}", args.to))
+        }
+        e => CliError::new(format!("cannot create topic {:?}: {e}", args.to)),
+    })?;
+    Ok((topic, true))
 }

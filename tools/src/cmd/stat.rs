@@ -1,10 +1,15 @@
 //! `shmbus stat [topic...] [--watch] [--interval 1s]`: per-topic counters and rates.
 //!
 //! Rates come from two samples one interval apart: events/s and payload bytes/s from
-//! the producers' counters, log bytes/s from the tail, stalls from the back-pressure
-//! counter, and for every subscriber its lag (tail minus position) and how fast its
-//! position moves. The recorder is the named subscriber `shmbus-recorder` (or
-//! `--recorder NAME`); its position rate is the recorder's throughput.
+//! the producers' counters, log bytes/s (`LOG/S`: how fast the tail moves, record
+//! headers and padding included) from the tail, stalls from the back-pressure counter
+//! (total, and `+n` in the interval), and for every subscriber its lag (tail minus
+//! position) and how fast its position moves (`READ/S`). `MAX LAG` is the largest lag
+//! of the subscribers that hold producers back: all but evicted ones (a dead or
+//! detached named subscriber holds them until it is evicted). The recorder is the named
+//! subscriber `shmbus-recorder` (or `--recorder NAME`); its read rate is the recorder's
+//! throughput. A subscriber without a process (detached) has no pid: `-` in the table,
+//! null in JSON.
 //!
 //! Producer counters live in producer slots and are summed over the attached producers,
 //! so a producer that detaches takes its counts with it: a rate never goes negative,
@@ -32,13 +37,13 @@ pub struct Args {
     #[arg(long, short)]
     pub watch: bool,
     /// Time between the two samples a rate is computed from (e.g. 1s, 250ms).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub interval: Duration,
     /// With --watch: stop after this many samples.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub count: Option<u64>,
     /// Name of the recorder's durable subscriber.
-    #[arg(long, default_value = "shmbus-recorder")]
+    #[arg(long, value_name = "NAME", default_value = "shmbus-recorder")]
     pub recorder: String,
 }
 
@@ -101,6 +106,15 @@ fn sample(bus: &shmbus::Bus, names: &[String]) -> Sample {
     out
 }
 
+/// A pid for a table: `-` for none (a detached named subscriber has no process).
+pub fn pid_cell(pid: u32) -> String {
+    if pid == 0 {
+        "-".into()
+    } else {
+        pid.to_string()
+    }
+}
+
 fn rate(now: u64, before: u64, secs: f64) -> f64 {
     now.saturating_sub(before) as f64 / secs
 }
@@ -154,7 +168,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
 fn print_sample(ctx: &Ctx, args: &Args, prev: &Sample, cur: &Sample, secs: f64) {
     let mut topics_json = Vec::new();
     let mut topics = Table::new(&[
-        "TOPIC", "EVENTS/S", "BYTES/S", "LOG B/S", "STALLS", "GAPS", "PROD", "MAX LAG", "RECORDER",
+        "TOPIC",
+        "EVENTS/S",
+        "PAYLOAD/S",
+        "LOG/S",
+        "STALLS",
+        "GAPS",
+        "PRODUCERS",
+        "MAX LAG",
+        "RECORDER",
     ]);
     let mut subs = Table::new(&[
         "TOPIC",
@@ -163,7 +185,7 @@ fn print_sample(ctx: &Ctx, args: &Args, prev: &Sample, cur: &Sample, secs: f64) 
         "STATE",
         "POSITION",
         "LAG",
-        "RATE",
+        "READ/S",
     ]);
     for (name, c) in cur {
         let c = match c {
@@ -193,7 +215,7 @@ fn print_sample(ctx: &Ctx, args: &Args, prev: &Sample, cur: &Sample, secs: f64) 
                 .map_or(s.position, |b| b.position);
             let lag = c.tail.saturating_sub(s.position);
             let r = rate(s.position, before, secs);
-            if s.state == "active" {
+            if s.state != "evicted" {
                 max_lag = max_lag.max(lag);
             }
             if s.name.as_deref() == Some(args.recorder.as_str()) {
@@ -203,7 +225,7 @@ fn print_sample(ctx: &Ctx, args: &Args, prev: &Sample, cur: &Sample, secs: f64) 
                 Obj::new()
                     .u64("slot", s.slot as u64)
                     .opt_str("name", s.name.as_deref())
-                    .u64("pid", u64::from(s.pid))
+                    .opt_u64("pid", (s.pid != 0).then_some(u64::from(s.pid)))
                     .str("state", s.state)
                     .u64("position", s.position)
                     .u64("lag", lag)
@@ -214,7 +236,7 @@ fn print_sample(ctx: &Ctx, args: &Args, prev: &Sample, cur: &Sample, secs: f64) 
                 s.name
                     .clone()
                     .unwrap_or_else(|| format!("(slot {})", s.slot)),
-                s.pid.to_string(),
+                pid_cell(s.pid),
                 s.state.into(),
                 s.position.to_string(),
                 human_bytes(lag),

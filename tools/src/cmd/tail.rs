@@ -22,8 +22,9 @@ use shmbus::{AttachError, Raw, RecvError, Start, Topic};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{base64, hex, out_line, Obj};
-use crate::stored::{for_each_stored, stored_schema};
+use crate::progress::{share, Progress};
+use crate::report::{base64, hex, note, out_line, Obj};
+use crate::stored::{for_each_stored, stored_end, stored_schema};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
 use crate::timefmt::{format_time, parse_time};
 use crate::Ctx;
@@ -51,16 +52,21 @@ pub struct Args {
     pub follow: bool,
     /// Start at the first event (in log order) at or after this time: RFC 3339 UTC
     /// (2026-11-27T21:00:00Z), unix ns, or relative (-5m).
-    #[arg(long, conflicts_with = "from_position", allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "from_position",
+        allow_hyphen_values = true
+    )]
     pub from_time: Option<String>,
     /// Start at this record position.
-    #[arg(long)]
+    #[arg(long, value_name = "POSITION")]
     pub from_position: Option<u64>,
     /// Read the store's segments first, then cross into the live ring.
-    #[arg(long)]
+    #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
     /// How to print raw payloads.
-    #[arg(long, value_enum, default_value = "hex")]
+    #[arg(long, value_name = "ENCODING", value_enum, default_value = "hex")]
     pub raw_encoding: Encoding,
 }
 
@@ -279,9 +285,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                     });
                     let mut pr =
                         Printer::new(schema, type_id, args.raw_encoding, ctx.format, false);
+                    let end = stored_end(&dir);
+                    let mut progress = Progress::new(format!("tail {}", args.topic), "events");
+                    let mut p0 = None;
                     for_each_stored(&dir, from, |r| {
+                        let p0 = *p0.get_or_insert(r.position);
+                        progress.advance(1, share(p0, r.next_position, end));
                         Ok(sink.push(pr.render(r.position, r.timestamp, r.type_id, r.bytes, true)))
                     })?;
+                    progress.finish();
                     sink.flush();
                     Ok(())
                 }
@@ -342,12 +354,15 @@ fn tail_ring(
     let mut time_reached = min_time.is_none();
     let mut seen_gaps = (0, 0);
     let settle = claim_settle_time(topic);
+    let mut progress = Progress::new(format!("tail {name}"), "events");
+    let p0 = sub.position();
     // What is in the ring now. Everything before `end_at` is claimed, so waiting for it
     // is bounded: a live producer commits at once, a dead one's claim becomes a gap
     // after the topic's unblock timeout.
     while sub.position() < end_at && !sink.done() {
         match sub.recv_bytes_timeout(settle) {
             Ok(Some(ev)) => {
+                progress.advance(1, share(p0, ev.position(), end_at));
                 if !time_reached && ev.timestamp() < min_time.unwrap_or(0) {
                     continue;
                 }
@@ -365,12 +380,13 @@ fn tail_ring(
             }
             Ok(None) => break,
             Err(RecvError::Lagged { missed_bytes, .. }) => {
-                eprintln!("shmbus: lapped by producers, {missed_bytes} bytes missed");
+                note(&format!("lapped by producers, {missed_bytes} bytes missed"));
             }
             Err(e) => return Err(recv_error(&name, e)),
         }
         note_gaps(&sub, &mut seen_gaps);
     }
+    progress.finish();
     sink.flush();
     if !args.follow || sink.done() {
         return Ok(());
@@ -393,7 +409,7 @@ fn tail_ring(
             }
             Ok(None) => {}
             Err(RecvError::Lagged { missed_bytes, .. }) => {
-                eprintln!("shmbus: lapped by producers, {missed_bytes} bytes missed");
+                note(&format!("lapped by producers, {missed_bytes} bytes missed"));
             }
             Err(e) => return Err(recv_error(&name, e)),
         }
@@ -412,12 +428,12 @@ fn claim_settle_time(topic: &Topic<Raw>) -> Duration {
 fn note_gaps(sub: &shmbus::Subscriber<Raw>, seen: &mut (u64, u64)) {
     let now = sub.gaps();
     if now != *seen {
-        eprintln!(
-            "shmbus: skipped {} gap record(s) covering {} bytes (claims of producers that \
-             died before committing)",
+        note(&format!(
+            "skipped {} gap record(s) covering {} bytes (claims of producers that died \
+             before committing)",
             now.0 - seen.0,
             now.1 - seen.1
-        );
+        ));
         *seen = now;
     }
 }
@@ -449,10 +465,13 @@ fn tail_replay(
     let end_at = topic.tail();
     let store_err = |e: shmbus::store::StoreError| CliError::new(format!("reading {name:?}: {e}"));
     let settle = claim_settle_time(topic);
+    let mut progress = Progress::new(format!("tail {name}"), "events");
+    let p0 = replay.position();
     // What is stored and in the ring now (see `tail_ring` on waiting).
     while replay.position() < end_at && !sink.done() {
         match replay.next_timeout(settle).map_err(store_err)? {
             Some(ev) => {
+                progress.advance(1, share(p0, ev.position(), end_at));
                 let line = pr.render(
                     ev.position(),
                     ev.timestamp(),
@@ -467,6 +486,7 @@ fn tail_replay(
             None => break,
         }
     }
+    progress.finish();
     sink.flush();
     if !args.follow || sink.done() {
         return Ok(());

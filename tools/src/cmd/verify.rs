@@ -13,11 +13,12 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use shmbus::store::{recover_topic, verify_topic, SegmentReader, StoreError};
+use shmbus::store::{list_segments, recover_topic, verify_segment, SegmentReader, StoreError};
 
 use crate::error::CliError;
 use crate::output::Format;
-use crate::report::{out_line, Obj, Table};
+use crate::progress::Progress;
+use crate::report::{note, out_line, Obj, Table};
 use crate::stored::stored_schema;
 use crate::target::store_topics;
 use crate::Ctx;
@@ -28,7 +29,7 @@ pub struct Args {
     /// The store directory (holding one directory per topic).
     pub store: PathBuf,
     /// Check only this topic.
-    #[arg(long)]
+    #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
     /// Truncate torn tails, seal unsealed segments, rebuild indexes.
     #[arg(long)]
@@ -97,14 +98,37 @@ fn problem_of(topic: &str, e: StoreError) -> Problem {
     }
 }
 
-/// Checks one topic directory; `recording` says a recorder holds it.
-fn check(topic: &str, dir: &Path, recording: bool) -> Result<(Vec<Problem>, u64, usize), CliError> {
+/// The segments of a topic directory with their sizes in bytes.
+fn segments(dir: &Path) -> Result<Vec<(PathBuf, u64)>, CliError> {
+    let segs = list_segments(dir).map_err(|e| CliError::new(e.to_string()))?;
+    Ok(segs
+        .into_iter()
+        .map(|s| {
+            let len = std::fs::metadata(&s.path).map_or(0, |m| m.len());
+            (s.path, len)
+        })
+        .collect())
+}
+
+/// Checks one topic directory; `recording` says a recorder holds it. Counts each
+/// segment's records into `progress`, and its size into `bytes.0` (done) of `bytes.1`
+/// (all segments to check).
+fn check(
+    topic: &str,
+    dir: &Path,
+    recording: bool,
+    progress: &mut Progress,
+    bytes: &mut (u64, u64),
+) -> Result<(Vec<Problem>, u64, usize), CliError> {
     let mut problems = Vec::new();
-    let checks = verify_topic(dir).map_err(|e| CliError::new(e.to_string()))?;
-    let n = checks.len();
+    let segs = segments(dir)?;
+    let n = segs.len();
     let mut records = 0;
-    for (i, c) in checks.into_iter().enumerate() {
+    for (i, (path, len)) in segs.into_iter().enumerate() {
+        let c = verify_segment(&path);
         records += c.records;
+        bytes.0 += len;
+        progress.advance(c.records, bytes.0 as f64 / bytes.1.max(1) as f64);
         let last = i + 1 == n;
         if c.index_damaged {
             problems.push(Problem {
@@ -150,16 +174,22 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     let topics = store_topics(&args.store, args.topic.as_deref())?;
     let mut remaining = Vec::new();
     let mut summary = Vec::new();
+    let mut progress = Progress::new(format!("verify {}", args.store.display()), "records");
+    let mut bytes = (0, 0);
+    for (_, dir) in &topics {
+        bytes.1 += segments(dir)?.iter().map(|s| s.1).sum::<u64>();
+    }
     for (topic, dir) in &topics {
         let lock = try_lock(dir)?;
         let recording = lock.is_none();
-        let (mut problems, mut records, mut segments) = check(topic, dir, recording)?;
+        let (mut problems, mut records, mut segments) =
+            check(topic, dir, recording, &mut progress, &mut bytes)?;
         if args.repair && !problems.is_empty() {
             if recording {
-                eprintln!(
-                    "shmbus: not repairing {topic:?}: a recorder is writing to {}",
+                note(&format!(
+                    "not repairing {topic:?}: a recorder is writing to {}",
                     dir.display()
-                );
+                ));
             } else {
                 let schema = stored_schema(dir)
                     .ok()
@@ -173,15 +203,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                             print_repair(ctx, topic, &path, &what);
                         }
                     }
-                    Err(e) => eprintln!("shmbus: cannot repair {topic:?}: {e}"),
+                    Err(e) => note(&format!("cannot repair {topic:?}: {e}")),
                 }
-                (problems, records, segments) = check(topic, dir, false)?;
+                (problems, records, segments) =
+                    check(topic, dir, false, &mut Progress::hidden(), &mut (0, 0))?;
             }
         }
         drop(lock);
         summary.push((topic.clone(), segments, records, problems.len()));
         remaining.extend(problems);
     }
+    progress.finish();
     match ctx.format {
         Format::Json => {
             for p in &remaining {
