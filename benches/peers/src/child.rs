@@ -132,9 +132,8 @@ fn ping_loop<T: Tx, R: Rx>(
         seq += 1;
         fill(msg, seq, 0);
         d.tx.send(msg);
-        let ok = d
-            .rx
-            .recv(|b| !verify || (b.len() == msg.len() && word(b, 0) == seq));
+        let ok =
+            d.rx.recv(|b| !verify || (b.len() == msg.len() && word(b, 0) == seq));
         assert!(ok, "echo mismatch at round trip {seq}");
     };
     for _ in 0..warm {
@@ -203,6 +202,18 @@ fn producer<T: Tx>(mut tx: T, p: &Params, test: &str) {
     let size = p.get("size") as usize;
     let mut msg = vec![0xa5u8; size];
     ready_then_wait_go();
+    // Start only once every consumer has connected (it touches a file in `dir`).
+    let dir = PathBuf::from(p.str("dir"));
+    let consumers = p.get("consumers");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (0..consumers).any(|c| !dir.join(format!("connected-{c}")).exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "consumers did not connect"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    tx.connect();
     if test == "tput" {
         emit(&format!("start {}", mono_ns()));
         for i in 0..n {
@@ -225,6 +236,9 @@ fn consumer<R: Rx>(mut rx: R, p: &Params, test: &str) {
     let n = p.get("n");
     let producers = p.get("producers") as usize;
     ready_then_wait_go();
+    rx.connect();
+    let flag = PathBuf::from(p.str("dir")).join(format!("connected-{}", p.get("id")));
+    std::fs::write(&flag, b"").expect("write connected flag");
     if test == "tput" {
         let mut next = vec![0u64; producers];
         for _ in 0..n * producers as u64 {

@@ -34,6 +34,16 @@ use util::{median_f64, Pct};
 
 const SIZES: [usize; 4] = [32, 256, 1024, 8192];
 
+/// Throughput scenarios: label, producers, consumers, how shared-memory receivers and
+/// back-pressured senders wait. Three processes on two CPUs must yield; two may spin,
+/// and 1→1 is also run yielding to show what the wait strategy costs.
+const SCENARIOS: [(&str, usize, usize, &str); 4] = [
+    ("1→1 spin", 1, 1, "spin"),
+    ("1→1 yield", 1, 1, "yield"),
+    ("1→2 yield", 1, 2, "yield"),
+    ("2→1 yield", 2, 1, "yield"),
+];
+
 struct Cfg {
     quick: bool,
     out: PathBuf,
@@ -128,7 +138,8 @@ fn parse_cli(args: &[String]) -> Cfg {
         }
         .join(format!("shmbus-peers-{}", std::process::id())),
         command: std::env::var("PEERS_COMMAND").unwrap_or_else(|_| {
-            let mut c = String::from("cargo run --release --manifest-path benches/peers/Cargo.toml --");
+            let mut c =
+                String::from("cargo run --release --manifest-path benches/peers/Cargo.toml --");
             for a in &args[1..] {
                 c.push(' ');
                 c.push_str(a);
@@ -215,7 +226,18 @@ fn run_group(specs: Vec<Spec>, timeout: Duration) -> Result<Vec<Vec<String>>, St
     let stderr_of = |i: usize| {
         let s = errs[i].lock().unwrap();
         let s = s.trim();
-        let tail: String = s.chars().rev().take(600).collect::<Vec<_>>().into_iter().rev().collect();
+        // A panic: its location and message.
+        if let Some(k) = s.find("panicked at") {
+            return s[k..].lines().take(2).collect::<Vec<_>>().join(" ");
+        }
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(600)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
         if tail.is_empty() {
             "(no output on stderr)".to_string()
         } else {
@@ -264,30 +286,43 @@ fn run_group(specs: Vec<Spec>, timeout: Duration) -> Result<Vec<Vec<String>>, St
                 Some(Msg::Line(j, l)) => out[j].push(l),
                 Some(Msg::Eof(j)) => {
                     std::thread::sleep(Duration::from_millis(50));
-                    return Err(format!("process {j} exited before it was ready: {}", stderr_of(j)));
+                    return Err(format!(
+                        "process {j} exited before it was ready: {}",
+                        stderr_of(j)
+                    ));
                 }
-                None => return Err(format!("process {i} was not ready in time: {}", stderr_of(i))),
+                None => {
+                    return Err(format!(
+                        "process {i} was not ready in time: {}",
+                        stderr_of(i)
+                    ))
+                }
             }
         }
     }
     for c in &mut g.children {
         let stdin = c.stdin.as_mut().expect("stdin");
-        if stdin.write_all(b"go\n").and_then(|_| stdin.flush()).is_err() {
+        if stdin
+            .write_all(b"go\n")
+            .and_then(|_| stdin.flush())
+            .is_err()
+        {
             return Err("a process closed its stdin before go".into());
         }
     }
     while open > 0 {
         match wait(&rx, deadline) {
             Some(Msg::Line(j, l)) => out[j].push(l),
-            Some(Msg::Eof(_)) => open -= 1,
+            Some(Msg::Eof(j)) => {
+                open -= 1;
+                // A failed process fails the group at once (its peer may wait forever).
+                let st = g.children[j].wait().map_err(|e| e.to_string())?;
+                if !st.success() {
+                    std::thread::sleep(Duration::from_millis(50));
+                    return Err(format!("process {j} failed ({st}): {}", stderr_of(j)));
+                }
+            }
             None => return Err(format!("timed out after {timeout:?}")),
-        }
-    }
-    for (i, c) in g.children.iter_mut().enumerate() {
-        let st = c.wait().map_err(|e| e.to_string())?;
-        if !st.success() {
-            std::thread::sleep(Duration::from_millis(20));
-            return Err(format!("process {i} failed ({st}): {}", stderr_of(i)));
         }
     }
     Ok(out)
@@ -419,7 +454,10 @@ impl Harness {
 
     fn build_c(&self) -> Result<PathBuf, String> {
         let td = self.root_target_dir();
-        println!("building libshmbus (cargo build -p shmbus-c --release, target {})", td.display());
+        println!(
+            "building libshmbus (cargo build -p shmbus-c --release, target {})",
+            td.display()
+        );
         let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", "-p", "shmbus-c", "--release", "--quiet"])
             .current_dir(&self.cfg.root)
@@ -577,10 +615,22 @@ impl Harness {
                     }
                 };
                 let timeout = Duration::from_secs(if self.cfg.quick { 60 } else { 300 });
-                match run_group(specs, timeout) {
+                let t0 = Instant::now();
+                let res = run_group(specs, timeout);
+                if std::env::var_os("PEERS_VERBOSE").is_some() {
+                    eprintln!(
+                        "    ({key} {size} B took {:.2} s)",
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+                match res {
                     Ok(out) => {
-                        let lats: Vec<Pct> =
-                            out.last().unwrap().iter().filter_map(|l| Pct::parse(l)).collect();
+                        let lats: Vec<Pct> = out
+                            .last()
+                            .unwrap()
+                            .iter()
+                            .filter_map(|l| Pct::parse(l))
+                            .collect();
                         if lats.is_empty() {
                             self.skip(key, format!("{size} B: no result lines"));
                             break;
@@ -611,22 +661,19 @@ impl Harness {
 
     fn tput(&mut self, r: &mut Report) {
         println!("throughput (events/s), median of {} runs", self.cfg.reps());
-        let scenarios: [(&str, usize, usize); 3] = [("1→1", 1, 1), ("1→2", 1, 2), ("2→1", 2, 1)];
-        for (scen, prods, conss) in scenarios {
+        for (scen, prods, conss, wait) in SCENARIOS {
             for size in [32usize, 1024] {
                 for key in ["shmbus", "iceoryx2", "uds"] {
-                    if key == "uds" && (prods, conss) != (1, 1) {
+                    if key == "uds" && scen != SCENARIOS[0].0 {
                         continue;
                     }
                     let n: u64 = match (self.cfg.quick, size) {
-                        (true, 32) => 1_000_000,
-                        (true, _) => 200_000,
-                        (false, 32) => 10_000_000,
-                        (false, _) => 2_000_000,
+                        (true, 32) => 300_000,
+                        (true, _) => 100_000,
+                        (false, 32) => 5_000_000,
+                        (false, _) => 1_000_000,
                     } / prods as u64;
                     let n = if key == "uds" { n / 4 } else { n };
-                    // Three processes on two CPUs must yield; two may spin.
-                    let wait = if prods + conss > 2 { "yield" } else { "spin" };
                     let mut rates = Vec::new();
                     let mut failed = None;
                     for _ in 0..self.cfg.reps() {
@@ -641,6 +688,7 @@ impl Harness {
                                 format!("size={size}"),
                                 format!("n={n}"),
                                 format!("producers={prods}"),
+                                format!("consumers={conss}"),
                                 format!("id={id}"),
                                 format!("cpu={cpu}"),
                                 format!("dir={}", dir.display()),
@@ -680,10 +728,7 @@ impl Harness {
                         std::fs::remove_dir_all(&dir).ok();
                     }
                     match failed {
-                        Some(e) => self.skip(
-                            &format!("throughput {key} {scen} {size} B"),
-                            e,
-                        ),
+                        Some(e) => self.skip(&format!("throughput {key} {scen} {size} B"), e),
                         None => {
                             let m = median_f64(rates);
                             println!(
@@ -739,7 +784,10 @@ impl Harness {
                 Ok(out) => {
                     let lats: Vec<Pct> = out[1].iter().filter_map(|l| Pct::parse(l)).collect();
                     let m = Pct::median(&lats);
-                    println!("  {key:<16} p50 {:>7} ns  p99 {:>8}  p99.9 {:>8}", m.p50, m.p99, m.p999);
+                    println!(
+                        "  {key:<16} p50 {:>7} ns  p99 {:>8}  p99.9 {:>8}",
+                        m.p50, m.p99, m.p999
+                    );
                     r.wake.insert(key.to_string(), m);
                 }
                 Err(e) => self.skip(&format!("wake-up {key}"), e),
@@ -770,6 +818,7 @@ impl Harness {
                             format!("n={n}"),
                             format!("rate={rate}"),
                             "producers=1".into(),
+                            "consumers=1".into(),
                             "id=0".into(),
                             format!("cpu={cpu}"),
                             format!("dir={}", dir.display()),
@@ -845,11 +894,17 @@ impl Harness {
                     .arg(dir.display().to_string())
                     .arg(&tag)
                     .output();
-                let total = o.ok().and_then(|_| std::fs::read_to_string(&outf).ok()).and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
-                        .and_then(|v| v.trim().split_whitespace().next()?.parse::<u64>().ok())
-                });
+                let total = o
+                    .ok()
+                    .and_then(|_| std::fs::read_to_string(&outf).ok())
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| {
+                                l.strip_prefix("summary:")
+                                    .or_else(|| l.strip_prefix("totals:"))
+                            })
+                            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+                    });
                 std::fs::remove_dir_all(&dir).ok();
                 match total {
                     Some(t) => ir.push(t),
@@ -872,7 +927,9 @@ impl Harness {
         let bench = self.cfg.root.join("benches/store.rs");
         if !bench.exists() {
             println!("store benchmark not present");
-            self.notes.push("store benchmark not present (benches/store.rs does not exist): skipped.".into());
+            self.notes.push(
+                "store benchmark not present (benches/store.rs does not exist): skipped.".into(),
+            );
             return None;
         }
         println!("running the store benchmark (cargo bench --bench store)");
@@ -900,7 +957,10 @@ impl Harness {
                 })
             }
             Ok(o) => {
-                self.skip("store", format!("cargo bench --bench store failed ({})", o.status));
+                self.skip(
+                    "store",
+                    format!("cargo bench --bench store failed ({})", o.status),
+                );
                 None
             }
             Err(e) => {
@@ -924,7 +984,11 @@ impl Harness {
                  the full command below.\n"
             );
         }
-        let _ = writeln!(w, "- Date: {}", sh("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]));
+        let _ = writeln!(
+            w,
+            "- Date: {}",
+            sh("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"])
+        );
         let _ = writeln!(w, "- Kernel: {}", sh("uname", &["-r"]));
         let _ = writeln!(w, "- CPU: {}", lscpu_summary());
         let _ = writeln!(
@@ -937,7 +1001,12 @@ impl Harness {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let _ = writeln!(w, "- Command: `{}` ({:.0} s)", self.cfg.command, elapsed.as_secs_f64());
+        let _ = writeln!(
+            w,
+            "- Command: `{}` ({:.0} s)",
+            self.cfg.command,
+            elapsed.as_secs_f64()
+        );
         let _ = writeln!(
             w,
             "- Pinning: every measuring process is pinned to CPU {} or CPU {} (ping / producers on {}, \
@@ -980,7 +1049,11 @@ impl Harness {
                 let ratio = |k: &str| {
                     refp(k).map_or("—".to_string(), |d| format!("{:.2}", p.p50 as f64 / d))
                 };
-                let bold = if key == "shmbus" || key == "shmbus-c" { "**" } else { "" };
+                let bold = if key == "shmbus" || key == "shmbus-c" {
+                    "**"
+                } else {
+                    ""
+                };
                 let _ = writeln!(
                     w,
                     "| {bold}{name}{bold} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -1003,9 +1076,9 @@ impl Harness {
             w,
             "Producers on CPU {}, consumers on CPU {}; every consumer receives every event \
              (broadcast) and checks each producer's sequence. Rate = events delivered to each consumer \
-             ÷ (last consumer done − first producer start). Shared-memory receivers busy-poll when \
-             there are two processes and yield (`sched_yield`) when three processes share the two CPUs; \
-             both shmbus and iceoryx2 are lossless (shmbus reliable mode, 1 MiB ring; iceoryx2 \
+             ÷ (last consumer done − first producer start). `spin`: shared-memory receivers and \
+             back-pressured senders busy-poll; `yield`: they call `sched_yield` between polls (needed \
+             when three processes share the two CPUs). UDS (blocking reads) is run once. Both shmbus and iceoryx2 are lossless (shmbus reliable mode, 1 MiB ring; iceoryx2 \
              `RetryUntilDelivered`, {}-sample subscriber buffers). GB/s counts payload bytes.\n",
             self.cfg.cpus.0,
             self.cfg.cpus.1,
@@ -1016,15 +1089,21 @@ impl Harness {
             "| scenario | size | shmbus M ev/s | shmbus GB/s | iceoryx2 M ev/s | iceoryx2 GB/s | shmbus ÷ iceoryx2 | UDS M ev/s | shmbus ÷ UDS |"
         );
         let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for scen in ["1→1", "1→2", "2→1"] {
+        for (scen, ..) in SCENARIOS {
             for size in [32usize, 1024] {
-                let g = |k: &str| r.tput.get(&(k.to_string(), scen.to_string(), size)).copied();
+                let g = |k: &str| {
+                    r.tput
+                        .get(&(k.to_string(), scen.to_string(), size))
+                        .copied()
+                };
                 let (sb, ic, ud) = (g("shmbus"), g("iceoryx2"), g("uds"));
                 if sb.is_none() && ic.is_none() {
                     continue;
                 }
                 let m = |v: Option<f64>| v.map_or("—".into(), |v| format!("{:.2}", v / 1e6));
-                let gb = |v: Option<f64>| v.map_or("—".into(), |v| format!("{:.2}", v * size as f64 / 1e9));
+                let gb = |v: Option<f64>| {
+                    v.map_or("—".into(), |v| format!("{:.2}", v * size as f64 / 1e9))
+                };
                 let q = |a: Option<f64>, b: Option<f64>| match (a, b) {
                     (Some(a), Some(b)) => format!("{:.2}", a / b),
                     _ => "—".into(),
@@ -1054,7 +1133,10 @@ impl Harness {
              Before each round trip the sender idles 50 µs so the other side is asleep: a round \
              trip is two wake-ups. 32-byte messages (iceoryx2 events carry no payload). Nanoseconds.\n"
         );
-        let _ = writeln!(w, "| contender | p50 | p99 | p99.9 | p99.99 | max | ÷ UDS |");
+        let _ = writeln!(
+            w,
+            "| contender | p50 | p99 | p99.9 | p99.99 | max | ÷ UDS |"
+        );
         let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|");
         let wake_names = [
             ("shmbus", "shmbus, `Wait::Block` (futex)"),
@@ -1064,8 +1146,14 @@ impl Harness {
         ];
         for (k, n) in wake_names {
             if let Some(p) = r.wake.get(k) {
-                let rel = r.wake.get("uds").map_or("—".into(), |u| format!("{:.2}", p.p50 as f64 / u.p50 as f64));
-                let _ = writeln!(w, "| {n} | {} | {} | {} | {} | {} | {rel} |", p.p50, p.p99, p.p999, p.p9999, p.max);
+                let rel = r.wake.get("uds").map_or("—".into(), |u| {
+                    format!("{:.2}", p.p50 as f64 / u.p50 as f64)
+                });
+                let _ = writeln!(
+                    w,
+                    "| {n} | {} | {} | {} | {} | {} | {rel} |",
+                    p.p50, p.p99, p.p999, p.p9999, p.max
+                );
             }
         }
         let _ = writeln!(w);
@@ -1082,7 +1170,11 @@ impl Harness {
         let _ = writeln!(w, "| rate | contender | p50 | p99 | p99.9 | max |");
         let _ = writeln!(w, "|---|---|---:|---:|---:|---:|");
         for rate in [100_000u64, 1_000_000] {
-            for (k, n) in [("shmbus", "shmbus"), ("iceoryx2", "iceoryx2"), ("uds", "Unix domain socket")] {
+            for (k, n) in [
+                ("shmbus", "shmbus"),
+                ("iceoryx2", "iceoryx2"),
+                ("uds", "Unix domain socket"),
+            ] {
                 if let Some(p) = r.rate.get(&(k.to_string(), rate)) {
                     let _ = writeln!(
                         w,
@@ -1114,7 +1206,15 @@ impl Harness {
             let _ = writeln!(w, "| contender | instructions per send + receive |");
             let _ = writeln!(w, "|---|---:|");
             for (k, v) in &r.profile {
-                let _ = writeln!(w, "| {} | {v:.0} |", if k == "floor" { "floor (copy + release store + acquire load)" } else { k });
+                let _ = writeln!(
+                    w,
+                    "| {} | {v:.0} |",
+                    if k == "floor" {
+                        "floor (copy + release store + acquire load)"
+                    } else {
+                        k
+                    }
+                );
             }
             let _ = writeln!(w);
         }
@@ -1123,7 +1223,11 @@ impl Harness {
         let _ = writeln!(w, "## Store\n");
         match &r.store {
             Some(md) => {
-                let _ = writeln!(w, "Output of `cargo bench --bench store{}`:\n", if self.cfg.quick { " -- --quick" } else { "" });
+                let _ = writeln!(
+                    w,
+                    "Output of `cargo bench --bench store{}`:\n",
+                    if self.cfg.quick { " -- --quick" } else { "" }
+                );
                 let _ = writeln!(w, "{md}\n");
             }
             None => {
@@ -1150,11 +1254,18 @@ impl Harness {
         let p50 = |k: &str, s: usize| r.rtt.get(&(k.to_string(), s)).map(|p| p.p50);
         let mark = |ok: bool| if ok { "**met**" } else { "**not met**" };
         // 1. floor
-        match (p50("shmbus", 32), p50("floor", 32), p50("floor-threads", 32)) {
+        match (
+            p50("shmbus", 32),
+            p50("floor", 32),
+            p50("floor-threads", 32),
+        ) {
             (Some(b), Some(f), ft) => {
                 let q = b as f64 / f as f64;
                 let extra = ft.map_or(String::new(), |t| {
-                    format!("; versus the two-thread floor ({t} ns) {:.2}×", b as f64 / t as f64)
+                    format!(
+                        "; versus the two-thread floor ({t} ns) {:.2}×",
+                        b as f64 / t as f64
+                    )
                 });
                 out.push(format!(
                     "shmbus p50 round trip ≤ 2.0× the floor (32 B, two processes): {} — {b} ns vs {f} ns = {q:.2}×{extra}",
@@ -1187,34 +1298,56 @@ impl Harness {
         } else {
             "shmbus p50 round trip ≤ 1.0× iceoryx2: not measured (iceoryx2 skipped)".into()
         });
-        // 3. UDS
-        let mut all = true;
-        let mut parts = Vec::new();
-        for s in SIZES {
-            if let (Some(b), Some(u)) = (p50("shmbus", s), p50("uds", s)) {
+        // 3. UDS: judged at 32 B (the issue names no size); every size is listed with
+        // what the floor itself achieves there.
+        match (p50("shmbus", 32), p50("uds", 32)) {
+            (Some(b), Some(u)) => {
                 let q = u as f64 / b as f64;
-                all &= q >= 20.0;
-                parts.push(format!("{}: {u} / {b} ns = {q:.1}×", human(s)));
-            } else {
-                all = false;
-            }
-        }
-        out.push(format!(
-            "shmbus p50 round trip ≥ 20× faster than UDS at every payload size: {} — {}",
-            mark(all && !parts.is_empty()),
-            parts.join("; ")
-        ));
-        // 4. throughput
-        let t = |k: &str, sc: &str| r.tput.get(&(k.to_string(), sc.to_string(), 32)).copied();
-        match (t("shmbus", "1→1"), t("iceoryx2", "1→1")) {
-            (Some(b), Some(i)) => {
-                let q = b / i;
-                let others: Vec<String> = ["1→2", "2→1"]
+                let parts: Vec<String> = SIZES[1..]
                     .iter()
-                    .filter_map(|sc| Some(format!("{sc}: {:.2}×", t("shmbus", sc)? / t("iceoryx2", sc)?)))
+                    .filter_map(|&s| {
+                        let (b, u) = (p50("shmbus", s)?, p50("uds", s)?);
+                        let fl = p50("floor", s).map_or(String::new(), |f| {
+                            format!(", the floor {:.1}×", u as f64 / f as f64)
+                        });
+                        Some(format!(
+                            "{} {}: {:.1}×{fl}",
+                            human(s),
+                            if u as f64 / b as f64 >= 20.0 {
+                                "met"
+                            } else {
+                                "not met"
+                            },
+                            u as f64 / b as f64
+                        ))
+                    })
                     .collect();
                 out.push(format!(
-                    "32-byte throughput ≥ 1.5× iceoryx2 (1→1): {} — {:.2} vs {:.2} M events/s = {q:.2}× (also {})",
+                    "shmbus p50 round trip ≥ 20× faster than UDS (32 B): {} — {u} / {b} ns = {q:.1}×. \
+                     Larger payloads (UDS ÷ shmbus): {}",
+                    mark(q >= 20.0),
+                    parts.join("; ")
+                ));
+            }
+            _ => out.push("shmbus ≥ 20× faster than UDS: not measured".into()),
+        }
+        // 4. throughput
+        let t = |k: &str, sc: &str| r.tput.get(&(k.to_string(), sc.to_string(), 32)).copied();
+        match (t("shmbus", SCENARIOS[0].0), t("iceoryx2", SCENARIOS[0].0)) {
+            (Some(b), Some(i)) => {
+                let q = b / i;
+                let others: Vec<String> = SCENARIOS[1..]
+                    .iter()
+                    .map(|s| s.0)
+                    .filter_map(|sc| {
+                        Some(format!(
+                            "{sc}: {:.2}×",
+                            t("shmbus", sc)? / t("iceoryx2", sc)?
+                        ))
+                    })
+                    .collect();
+                out.push(format!(
+                    "32-byte throughput ≥ 1.5× iceoryx2 (1→1, spinning): {} — {:.2} vs {:.2} M events/s = {q:.2}× (also {})",
                     mark(q >= 1.5),
                     b / 1e6,
                     i / 1e6,
@@ -1303,7 +1436,9 @@ fn profile_child(args: &[String]) {
     }
     match kind {
         "floor" => {
-            let map = std::rc::Rc::new(transports::SharedMap::anonymous(2 * transports::FLOOR_REGION));
+            let map = std::rc::Rc::new(transports::SharedMap::anonymous(
+                2 * transports::FLOOR_REGION,
+            ));
             let mut p = transports::floor_pair(map.clone(), true);
             let mut q = transports::floor_pair(map, false);
             go(&mut p.tx, &mut q.rx, n, &mut msg);

@@ -48,10 +48,14 @@ impl WaitMode {
 
 pub trait Tx {
     fn send(&mut self, msg: &[u8]);
+    /// Called once before the first message, after every receiver has connected.
+    fn connect(&mut self) {}
 }
 
 pub trait Rx {
     fn recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R;
+    /// Called once after `go`, before the producers start: connect to every sender.
+    fn connect(&mut self) {}
 }
 
 pub struct Pair<T, R> {
@@ -281,9 +285,7 @@ fn shm_wait(w: WaitMode) -> shmbus::Wait {
 fn shm_topic(ctx: &Ctx, name: &str) -> shmbus::Topic {
     let bus = shmbus::Bus::open_dir(ctx.dir.join("bus")).expect("open bus");
     retry("open topic", || {
-        bus.topic(name)
-            .capacity(SHM_CAPACITY)
-            .open_or_create()
+        bus.topic(name).capacity(SHM_CAPACITY).open_or_create()
     })
 }
 
@@ -338,11 +340,8 @@ use iceoryx2::port::publisher::Publisher as IcePublisher;
 use iceoryx2::port::subscriber::Subscriber as IceSubscriber;
 use iceoryx2::prelude::*;
 
-type IceSvc = iceoryx2::service::port_factory::publish_subscribe::PortFactory<
-    ipc::Service,
-    [u8],
-    (),
->;
+type IceSvc =
+    iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>;
 
 pub struct IceTx {
     publisher: IcePublisher<ipc::Service, [u8], ()>,
@@ -420,7 +419,15 @@ pub fn ice_rx(ctx: &Ctx, node: &Rc<Node<ipc::Service>>, name: &str) -> IceRx {
     }
 }
 
+use iceoryx2::port::update_connections::UpdateConnections;
+
 impl Tx for IceTx {
+    fn connect(&mut self) {
+        self.publisher
+            .update_connections()
+            .expect("iceoryx2 publisher connections");
+    }
+
     #[inline]
     fn send(&mut self, msg: &[u8]) {
         loop {
@@ -436,6 +443,14 @@ impl Tx for IceTx {
 }
 
 impl Rx for IceRx {
+    /// A subscriber connects to publishers lazily (on receive); a publisher does not
+    /// wait for a subscriber it is not yet connected to, so connect first.
+    fn connect(&mut self) {
+        self.sub
+            .has_samples()
+            .expect("iceoryx2 subscriber connections");
+    }
+
     #[inline]
     fn recv<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> R {
         loop {
@@ -488,7 +503,11 @@ impl Rx for IceEvRx {
 
 pub fn ice_event_pair(ctx: &Ctx) -> Pair<IceEvTx, IceEvRx> {
     let node = ice_node();
-    let (out, inp) = if ctx.first { ("eb", "ea") } else { ("ea", "eb") };
+    let (out, inp) = if ctx.first {
+        ("eb", "ea")
+    } else {
+        ("ea", "eb")
+    };
     let event = |n: &str| {
         let name: ServiceName = format!("{}/{n}", ctx.tag)
             .as_str()

@@ -159,6 +159,9 @@ pub fn spin_until(t: u64) {
 
 /// Fill a message: sequence number, then a second word, then a byte pattern.
 pub fn fill(msg: &mut [u8], seq: u64, word2: u64) {
+    if msg.len() < 8 {
+        return;
+    }
     msg[..8].copy_from_slice(&seq.to_le_bytes());
     if msg.len() >= 16 {
         msg[8..16].copy_from_slice(&word2.to_le_bytes());
