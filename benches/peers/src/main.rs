@@ -50,6 +50,7 @@ struct Cfg {
     cpus: (usize, usize),
     only: Option<Vec<String>>,
     store: bool,
+    readme: Option<PathBuf>,
     root: PathBuf,
     exe: PathBuf,
     base: PathBuf,
@@ -100,6 +101,12 @@ fn main() {
         group: 0,
         skipped: Vec::new(),
         notes: Vec::new(),
+        loadavg: std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         redis: None,
         c_prog: None,
     };
@@ -110,6 +117,12 @@ fn main() {
         std::fs::create_dir_all(dir).ok();
     }
     std::fs::write(&h.cfg.out, &md).expect("write results");
+    if let Some(readme) = h.cfg.readme.clone() {
+        match update_readme(&readme, &h.readme_section(&report)) {
+            Ok(()) => println!("updated the benchmark section of {}", readme.display()),
+            Err(e) => eprintln!("README not updated: {e}"),
+        }
+    }
     h.stop_redis();
     std::fs::remove_dir_all(&h.cfg.base).ok();
     println!(
@@ -130,6 +143,7 @@ fn parse_cli(args: &[String]) -> Cfg {
         cpus: (0, 1),
         only: None,
         store: true,
+        readme: None,
         exe: std::env::current_exe().expect("current exe"),
         base: if Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
@@ -157,6 +171,10 @@ fn parse_cli(args: &[String]) -> Cfg {
                 i += 1;
                 cfg.out = PathBuf::from(&args[i]);
             }
+            "--readme" => {
+                i += 1;
+                cfg.readme = Some(PathBuf::from(&args[i]));
+            }
             "--cpus" => {
                 i += 1;
                 let (a, b) = args[i].split_once(',').expect("--cpus A,B");
@@ -168,7 +186,7 @@ fn parse_cli(args: &[String]) -> Cfg {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: peers [--quick] [--out FILE] [--cpus A,B] [--only rtt,tput,wake,rate,profile,store] [--no-store]"
+                    "usage: peers [--quick] [--out FILE] [--cpus A,B] [--only rtt,tput,wake,rate,profile,store] [--no-store] [--readme README.md]"
                 );
                 std::process::exit(0);
             }
@@ -351,6 +369,7 @@ struct Harness {
     /// (contender or section, reason)
     skipped: Vec<(String, String)>,
     notes: Vec<String>,
+    loadavg: String,
     redis: Option<(Child, PathBuf)>,
     c_prog: Option<PathBuf>,
 }
@@ -991,16 +1010,7 @@ impl Harness {
         );
         let _ = writeln!(w, "- Kernel: {}", sh("uname", &["-r"]));
         let _ = writeln!(w, "- CPU: {}", lscpu_summary());
-        let _ = writeln!(
-            w,
-            "- Load average before the run: {}",
-            std::fs::read_to_string("/proc/loadavg")
-                .unwrap_or_default()
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+        let _ = writeln!(w, "- Load average before the run: {}", self.loadavg);
         let _ = writeln!(
             w,
             "- Command: `{}` ({:.0} s)",
@@ -1032,7 +1042,9 @@ impl Harness {
             "One process sends a message of the given size, the other echoes it straight from its \
              receive buffer, the first checks the echo. Busy-polling receivers for the shared-memory \
              transports, blocking reads for the kernel ones. Nanoseconds; HDR histograms (3 significant digits); \
-             ratios are p50 divided by the p50 of the reference at the same size.\n"
+             ratios are p50 divided by the p50 of the reference at the same size. Up to 48 bytes the \
+             floor is one cache line each way; beyond that it is a plain copy into a shared buffer \
+             plus a flag, a reference point rather than a strict lower bound.\n"
         );
         for size in SIZES {
             let _ = writeln!(w, "### {} payload\n", human(size));
@@ -1165,7 +1177,10 @@ impl Harness {
             "The producer sends 32-byte events on a fixed schedule and stamps each with its \
              intended send time; the consumer records arrival − intended time, so a stalled or \
              back-pressured producer shows up as latency (coordinated omission corrected). The first \
-             10% of each run is warm-up. One-way, nanoseconds.\n"
+             10% of each run is warm-up. One-way, nanoseconds. The shared-memory producer and consumer \
+             both spin, so they need their two CPUs to themselves: any other runnable process on \
+             those CPUs takes time slices from them, which shows up here in full (check the load \
+             average above).\n"
         );
         let _ = writeln!(w, "| rate | contender | p50 | p99 | p99.9 | max |");
         let _ = writeln!(w, "|---|---|---:|---:|---:|---:|");
@@ -1244,6 +1259,79 @@ impl Harness {
         }
         for n in &self.notes {
             let _ = writeln!(w, "- {n}");
+        }
+        s
+    }
+
+    /// The README's summary: headline figures and the targets.
+    fn readme_section(&self, r: &Report) -> String {
+        let mut s = String::new();
+        let w = &mut s;
+        let _ = writeln!(
+            w,
+            "`{}` ({}; {}, kernel {}, {}). Full tables, method and notes: \
+             [`benches/RESULTS.md`](benches/RESULTS.md).{}\n",
+            self.cfg.command,
+            if self.cfg.quick { "quick mode" } else { "full run" },
+            lscpu_summary().split(',').next().unwrap_or("?"),
+            sh("uname", &["-r"]),
+            sh("date", &["-u", "+%Y-%m-%d"]),
+            if self.cfg.quick {
+                " **Provisional**: quick mode on a busy shared machine; the lead re-runs the full command on a quiet one."
+            } else {
+                ""
+            }
+        );
+        let cols = [
+            ("floor", "floor (2 proc.)"),
+            ("shmbus", "shmbus"),
+            ("shmbus-c", "shmbus C"),
+            ("iceoryx2", "iceoryx2"),
+            ("uds", "UDS"),
+            ("pipe", "pipe"),
+            ("zmq", "ZeroMQ"),
+            ("redis", "Redis"),
+        ];
+        let _ = write!(w, "| two processes, pinned |");
+        for (_, n) in cols {
+            let _ = write!(w, " {n} |");
+        }
+        let _ = writeln!(w);
+        let _ = write!(w, "|---|");
+        for _ in cols {
+            let _ = write!(w, "---:|");
+        }
+        let _ = writeln!(w);
+        for size in [32usize, 1024, 8192] {
+            let _ = write!(w, "| round trip p50, {} |", human(size));
+            for (k, _) in cols {
+                let v = r.rtt.get(&(k.to_string(), size));
+                let _ = write!(w, " {} |", v.map_or("—".into(), |p| format!("{} ns", p.p50)));
+            }
+            let _ = writeln!(w);
+        }
+        let _ = write!(w, "| round trip p99.9, 32 B |");
+        for (k, _) in cols {
+            let v = r.rtt.get(&(k.to_string(), 32));
+            let _ = write!(w, " {} |", v.map_or("—".into(), |p| format!("{} ns", p.p999)));
+        }
+        let _ = writeln!(w);
+        let _ = write!(w, "| 1→1 throughput, 32 B |");
+        for (k, _) in cols {
+            let v = r.tput.get(&(k.to_string(), SCENARIOS[0].0.to_string(), 32));
+            let _ = write!(w, " {} |", v.map_or("—".into(), |v| format!("{:.2} M/s", v / 1e6)));
+        }
+        let _ = writeln!(w);
+        let _ = write!(w, "| blocking wake-up round trip p50 |");
+        for (k, _) in cols {
+            let k = if k == "iceoryx2" { "iceoryx2-event" } else { k };
+            let v = r.wake.get(k);
+            let _ = write!(w, " {} |", v.map_or("—".into(), |p| format!("{} ns", p.p50)));
+        }
+        let _ = writeln!(w);
+        let _ = writeln!(w);
+        for t in self.targets(r) {
+            let _ = writeln!(w, "- {t}");
         }
         s
     }
@@ -1366,6 +1454,27 @@ impl Harness {
         }
         out
     }
+}
+
+const README_BEGIN: &str = "<!-- benches/run writes this section: begin -->";
+const README_END: &str = "<!-- benches/run writes this section: end -->";
+
+/// Replace the text between the README's markers with `section`.
+fn update_readme(path: &Path, section: &str) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let (Some(a), Some(b)) = (text.find(README_BEGIN), text.find(README_END)) else {
+        return Err("the section markers are missing".into());
+    };
+    if b < a {
+        return Err("the section markers are out of order".into());
+    }
+    let new = format!(
+        "{}{README_BEGIN}\n{}\n{}",
+        &text[..a],
+        section.trim_end(),
+        &text[b..]
+    );
+    std::fs::write(path, new).map_err(|e| e.to_string())
 }
 
 fn human(size: usize) -> String {
