@@ -957,14 +957,15 @@ impl Harness {
         if self.cfg.quick {
             cmd.arg("--quick");
         }
-        let o = cmd
-            .current_dir(&self.cfg.root)
-            .env("CARGO_TARGET_DIR", self.root_target_dir())
-            .stderr(Stdio::inherit())
-            .output();
+        let limit = Duration::from_secs(if self.cfg.quick { 600 } else { 3600 });
+        let o = run_with_limit(
+            cmd.current_dir(&self.cfg.root)
+                .env("CARGO_TARGET_DIR", self.root_target_dir()),
+            limit,
+        );
         match o {
-            Ok(o) if o.status.success() => {
-                let s = String::from_utf8_lossy(&o.stdout).to_string();
+            Ok((status, stdout)) if status.success() => {
+                let s = stdout;
                 print!("{s}");
                 // Its Markdown section: from the first heading or table line on.
                 let start = s
@@ -975,15 +976,15 @@ impl Harness {
                     None => format!("```text\n{}\n```", s.trim()),
                 })
             }
-            Ok(o) => {
+            Ok((status, _)) => {
                 self.skip(
                     "store",
-                    format!("cargo bench --bench store failed ({})", o.status),
+                    format!("cargo bench --bench store failed ({status})"),
                 );
                 None
             }
             Err(e) => {
-                self.skip("store", format!("cannot run cargo: {e}"));
+                self.skip("store", e);
                 None
             }
         }
@@ -1272,7 +1273,11 @@ impl Harness {
             "`{}` ({}; {}, kernel {}, {}). Full tables, method and notes: \
              [`benches/RESULTS.md`](benches/RESULTS.md).{}\n",
             self.cfg.command,
-            if self.cfg.quick { "quick mode" } else { "full run" },
+            if self.cfg.quick {
+                "quick mode"
+            } else {
+                "full run"
+            },
             lscpu_summary().split(',').next().unwrap_or("?"),
             sh("uname", &["-r"]),
             sh("date", &["-u", "+%Y-%m-%d"]),
@@ -1306,27 +1311,43 @@ impl Harness {
             let _ = write!(w, "| round trip p50, {} |", human(size));
             for (k, _) in cols {
                 let v = r.rtt.get(&(k.to_string(), size));
-                let _ = write!(w, " {} |", v.map_or("—".into(), |p| format!("{} ns", p.p50)));
+                let _ = write!(
+                    w,
+                    " {} |",
+                    v.map_or("—".into(), |p| format!("{} ns", p.p50))
+                );
             }
             let _ = writeln!(w);
         }
         let _ = write!(w, "| round trip p99.9, 32 B |");
         for (k, _) in cols {
             let v = r.rtt.get(&(k.to_string(), 32));
-            let _ = write!(w, " {} |", v.map_or("—".into(), |p| format!("{} ns", p.p999)));
+            let _ = write!(
+                w,
+                " {} |",
+                v.map_or("—".into(), |p| format!("{} ns", p.p999))
+            );
         }
         let _ = writeln!(w);
         let _ = write!(w, "| 1→1 throughput, 32 B |");
         for (k, _) in cols {
             let v = r.tput.get(&(k.to_string(), SCENARIOS[0].0.to_string(), 32));
-            let _ = write!(w, " {} |", v.map_or("—".into(), |v| format!("{:.2} M/s", v / 1e6)));
+            let _ = write!(
+                w,
+                " {} |",
+                v.map_or("—".into(), |v| format!("{:.2} M/s", v / 1e6))
+            );
         }
         let _ = writeln!(w);
         let _ = write!(w, "| blocking wake-up round trip p50 |");
         for (k, _) in cols {
             let k = if k == "iceoryx2" { "iceoryx2-event" } else { k };
             let v = r.wake.get(k);
-            let _ = write!(w, " {} |", v.map_or("—".into(), |p| format!("{} ns", p.p50)));
+            let _ = write!(
+                w,
+                " {} |",
+                v.map_or("—".into(), |p| format!("{} ns", p.p50))
+            );
         }
         let _ = writeln!(w);
         let _ = writeln!(w);
@@ -1475,6 +1496,39 @@ fn update_readme(path: &Path, section: &str) -> Result<(), String> {
         &text[b..]
     );
     std::fs::write(path, new).map_err(|e| e.to_string())
+}
+
+/// Run a command with stderr shown and stdout captured, killing it after `limit`.
+fn run_with_limit(
+    cmd: &mut Command,
+    limit: Duration,
+) -> Result<(std::process::ExitStatus, String), String> {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let mut so = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut so, &mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Ok((st, reader.join().unwrap_or_default())),
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the store benchmark did not finish within {limit:?}"
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
 }
 
 fn human(size: usize) -> String {
