@@ -223,12 +223,21 @@ fn producer<T: Tx>(mut tx: T, p: &Params, test: &str) {
     } else {
         let period = 1_000_000_000 / p.get("rate");
         let start = mono_ns() + 1_000_000;
+        // Sends that began more than 10 µs after their due time (the producer was
+        // descheduled or back-pressured): evidence for where latency came from.
+        let mut late = 0u64;
         for i in 0..n {
             let due = start + i * period;
-            util::spin_until(due);
+            let now = mono_ns();
+            if now < due {
+                util::spin_until(due);
+            } else if now - due > 10_000 && i >= n / 10 {
+                late += 1;
+            }
             fill(&mut msg, i, due);
             tx.send(&msg);
         }
+        emit(&format!("late {late} {}", n - n / 10));
     }
 }
 

@@ -357,6 +357,8 @@ struct Report {
     wake: BTreeMap<String, Pct>,
     /// (contender, rate) -> one-way latency from the intended send time.
     rate: BTreeMap<(String, u64), Pct>,
+    /// (contender, rate) -> fraction of sends that started > 10 µs late (median).
+    late: BTreeMap<(String, u64), f64>,
     /// (contender) -> (instructions per send+receive, note)
     profile: Vec<(String, f64)>,
     profile_note: Option<String>,
@@ -824,6 +826,7 @@ impl Harness {
             for key in ["shmbus", "iceoryx2", "uds"] {
                 let n = (rate as f64 * secs) as u64;
                 let mut lats = Vec::new();
+                let mut lates = Vec::new();
                 let mut failed = None;
                 for _ in 0..self.cfg.reps() {
                     let (dir, tag) = self.scratch();
@@ -851,7 +854,15 @@ impl Harness {
                         self.child_spec(arg("prod", a, false)),
                     ];
                     match run_group(specs, Duration::from_secs(120)) {
-                        Ok(out) => lats.extend(out[0].iter().filter_map(|l| Pct::parse(l))),
+                        Ok(out) => {
+                            lats.extend(out[0].iter().filter_map(|l| Pct::parse(l)));
+                            lates.extend(out[1].iter().filter_map(|l| {
+                                let mut v = l.strip_prefix("late ")?.split_whitespace();
+                                let late: f64 = v.next()?.parse().ok()?;
+                                let of: f64 = v.next()?.parse().ok()?;
+                                Some(late / of.max(1.0))
+                            }));
+                        }
                         Err(e) => {
                             failed = Some(e);
                             break;
@@ -868,6 +879,9 @@ impl Harness {
                             rate, m.p50, m.p99, m.p999
                         );
                         r.rate.insert((key.to_string(), rate), m);
+                        if !lates.is_empty() {
+                            r.late.insert((key.to_string(), rate), median_f64(lates));
+                        }
                     }
                     None => self.skip(&format!("rate {key} {rate}/s"), "no result".into()),
                 }
@@ -1181,10 +1195,15 @@ impl Harness {
              10% of each run is warm-up. One-way, nanoseconds. The shared-memory producer and consumer \
              both spin, so they need their two CPUs to themselves: any other runnable process on \
              those CPUs takes time slices from them, which shows up here in full (check the load \
-             average above).\n"
+             average above). The last column counts the sends that began more than 10 µs after \
+             their due time (producer descheduled, or held back by a full ring/queue): when it is \
+             high, the latency is the producer's lateness, not the transport's.\n"
         );
-        let _ = writeln!(w, "| rate | contender | p50 | p99 | p99.9 | max |");
-        let _ = writeln!(w, "|---|---|---:|---:|---:|---:|");
+        let _ = writeln!(
+            w,
+            "| rate | contender | p50 | p99 | p99.9 | max | sends started > 10 µs late |"
+        );
+        let _ = writeln!(w, "|---|---|---:|---:|---:|---:|---:|");
         for rate in [100_000u64, 1_000_000] {
             for (k, n) in [
                 ("shmbus", "shmbus"),
@@ -1194,12 +1213,15 @@ impl Harness {
                 if let Some(p) = r.rate.get(&(k.to_string(), rate)) {
                     let _ = writeln!(
                         w,
-                        "| {} k/s | {n} | {} | {} | {} | {} |",
+                        "| {} k/s | {n} | {} | {} | {} | {} | {} |",
                         rate / 1000,
                         p.p50,
                         p.p99,
                         p.p999,
-                        p.max
+                        p.max,
+                        r.late
+                            .get(&(k.to_string(), rate))
+                            .map_or("—".into(), |f| format!("{:.1}%", f * 100.0))
                     );
                 }
             }
