@@ -362,6 +362,8 @@ struct Report {
     /// (contender) -> (instructions per send+receive, note)
     profile: Vec<(String, f64)>,
     profile_note: Option<String>,
+    /// (contender, [(function, instructions per send + receive)]), the top ones.
+    profile_funcs: Vec<(String, Vec<(String, f64)>)>,
     store: Option<String>,
 }
 
@@ -916,6 +918,7 @@ impl Harness {
         let (n1, n2) = (2_000u64, 22_000u64);
         for key in ["floor", "shmbus", "iceoryx2"] {
             let mut ir = Vec::new();
+            let mut funcs = Vec::new();
             for n in [n1, n2] {
                 let (dir, tag) = self.scratch();
                 let outf = dir.join("cg.out");
@@ -938,6 +941,7 @@ impl Harness {
                             })
                             .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
                     });
+                funcs.push(callgrind_functions(&outf));
                 std::fs::remove_dir_all(&dir).ok();
                 match total {
                     Some(t) => ir.push(t),
@@ -948,6 +952,20 @@ impl Harness {
                 let per = (ir[1] as f64 - ir[0] as f64) / (n2 - n1) as f64;
                 println!("  {key:<10} {per:>8.0} instructions");
                 r.profile.push((key.to_string(), per));
+                // Where they go: per-function differences between the two runs.
+                if key != "floor" && funcs.len() == 2 {
+                    let mut v: Vec<(String, f64)> = funcs[1]
+                        .iter()
+                        .map(|(f, &c)| {
+                            let c0 = funcs[0].get(f).copied().unwrap_or(0);
+                            (f.clone(), (c as f64 - c0 as f64) / (n2 - n1) as f64)
+                        })
+                        .filter(|(_, c)| *c >= 1.0)
+                        .collect();
+                    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    v.truncate(8);
+                    r.profile_funcs.push((key.to_string(), v));
+                }
             } else {
                 self.skip(&format!("profile {key}"), "callgrind run failed".into());
             }
@@ -1257,6 +1275,23 @@ impl Harness {
             let _ = writeln!(w);
         }
 
+        for (k, fs) in &r.profile_funcs {
+            let _ = writeln!(
+                w,
+                "Where {k}'s instructions go (self cost per send + receive, by function as \
+                 callgrind attributes it after inlining: `shmbus_peers_bench::main` is the harness's \
+                 loop together with whatever the compiler inlined into it; top {}):\n",
+                fs.len()
+            );
+            let _ = writeln!(w, "| function | instructions |");
+            let _ = writeln!(w, "|---|---:|");
+            for (f, c) in fs {
+                let f = f.replace('|', "\\|");
+                let _ = writeln!(w, "| `{f}` | {c:.0} |");
+            }
+            let _ = writeln!(w);
+        }
+
         // Store.
         let _ = writeln!(w, "## Store\n");
         match &r.store {
@@ -1518,6 +1553,41 @@ fn update_readme(path: &Path, section: &str) -> Result<(), String> {
         &text[b..]
     );
     std::fs::write(path, new).map_err(|e| e.to_string())
+}
+
+/// Self instruction counts per function from `callgrind_annotate` (empty if missing).
+fn callgrind_functions(file: &Path) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    let Ok(o) = Command::new("callgrind_annotate")
+        .args(["--threshold=100", "--auto=no"])
+        .arg(file)
+        .output()
+    else {
+        return m;
+    };
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        // "1,298,000 (12.66%)  /path/file.rs:crate::func [/obj]"
+        let t = line.trim_start();
+        let Some((num, rest)) = t.split_once(' ') else {
+            continue;
+        };
+        let Ok(n) = num.replace(',', "").parse::<u64>() else {
+            continue;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix('(') else {
+            continue;
+        };
+        let Some((_, loc)) = rest.split_once(')') else {
+            continue;
+        };
+        let loc = loc.trim();
+        let loc = loc.split(" [").next().unwrap_or(loc);
+        let Some((_, func)) = loc.split_once(':') else {
+            continue;
+        };
+        *m.entry(func.to_string()).or_insert(0) += n;
+    }
+    m
 }
 
 /// Run a command with stderr shown and stdout captured, killing it after `limit`.
