@@ -329,9 +329,13 @@ impl<M: Memory> Ring<M> {
             }
         }
         cur.limit = min.saturating_add(self.p.capacity);
-        self.mem
-            .word(OFF_LIMIT)
-            .fetch_max(cur.limit.min(u64::MAX - 1), Ordering::Relaxed);
+        // Shared for inspection only; a producer spinning at a full ring must not keep
+        // taking this line with a locked instruction when nothing changed.
+        let shared = self.mem.word(OFF_LIMIT);
+        let limit = cur.limit.min(u64::MAX - 1);
+        if shared.load(Ordering::Relaxed) < limit {
+            shared.fetch_max(limit, Ordering::Relaxed);
+        }
     }
 
     /// A producer blocked short of `end`: evict consumers that are dead, detached for
