@@ -127,7 +127,10 @@ impl<E: Payload> SubscriberBuilder<E> {
                         .is_ok()
                     {
                         ring.clear_sleeping(i);
-                        resume = Some(ring.cword(i, C_POSITION).load(Ordering::SeqCst));
+                        // A boundary, even if the slot was scribbled on (see `tail_boundary`).
+                        resume = Some(
+                            ring.cword(i, C_POSITION).load(Ordering::SeqCst) & !(RECORD_ALIGN - 1),
+                        );
                         break 'found i;
                     }
                     return Err(AttachError::NameInUse(name.clone()));
@@ -166,7 +169,7 @@ impl<E: Payload> SubscriberBuilder<E> {
             );
             Err(e)
         };
-        let tail = ring.tail().load(Ordering::SeqCst);
+        let tail = ring.tail_boundary();
         let want = match (resume, self.start) {
             (Some(p), _) => p,
             (None, Start::Latest) => tail,
@@ -486,9 +489,10 @@ impl<E: Payload> Subscriber<E> {
     /// Lossy mode: we were lapped. Jump to the oldest retained boundary.
     fn resync(&mut self) -> RecvError {
         let ring = &self.topic.inner.ring;
-        let t = ring.tail().load(Ordering::SeqCst);
+        let t = ring.tail_boundary();
         let at = ring.boundary_at_or_after(t.saturating_sub(ring.p.capacity).max(self.pos));
-        let missed = at - self.pos;
+        // `at` is below `pos` only if the tail went backwards (a scribbled header).
+        let missed = at.saturating_sub(self.pos);
         self.pos = at;
         self.publish(at);
         RecvError::Lagged {
