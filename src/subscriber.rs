@@ -109,31 +109,44 @@ impl<E: Payload> SubscriberBuilder<E> {
                         continue;
                     }
                     let ow = ring.cword(i, C_OWNER);
-                    let o = ow.load(Ordering::SeqCst);
-                    let st = owner_state(o);
-                    if st == SLOT_FREE || st == SLOT_JOINING {
-                        continue;
-                    }
-                    if st == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
-                        return Err(AttachError::NameInUse(name.clone()));
-                    }
-                    if ow
-                        .compare_exchange(
+                    let mut o = ow.load(Ordering::SeqCst);
+                    let mut retried = false;
+                    loop {
+                        let st = owner_state(o);
+                        if st == SLOT_JOINING && retried {
+                            // Another process is taking this name right now.
+                            return Err(AttachError::NameInUse(name.clone()));
+                        }
+                        if st == SLOT_FREE || st == SLOT_JOINING {
+                            break;
+                        }
+                        if st == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
+                            return Err(AttachError::NameInUse(name.clone()));
+                        }
+                        match ow.compare_exchange(
                             o,
                             my_owner(SLOT_JOINING),
                             Ordering::SeqCst,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
-                        ring.clear_sleeping(i);
-                        // A boundary, even if the slot was scribbled on (see `tail_boundary`).
-                        resume = Some(
-                            ring.cword(i, C_POSITION).load(Ordering::SeqCst) & !(RECORD_ALIGN - 1),
-                        );
-                        break 'found i;
+                            Ordering::SeqCst,
+                        ) {
+                            Ok(_) => {
+                                ring.clear_sleeping(i);
+                                // A boundary, even if the slot was scribbled on (see
+                                // `tail_boundary`).
+                                resume = Some(
+                                    ring.cword(i, C_POSITION).load(Ordering::SeqCst)
+                                        & !(RECORD_ALIGN - 1),
+                                );
+                                break 'found i;
+                            }
+                            // A producer retired the dead owner's slot (detached or
+                            // evicted it) at this moment: judge the new state.
+                            Err(now) => {
+                                o = now;
+                                retried = true;
+                            }
+                        }
                     }
-                    return Err(AttachError::NameInUse(name.clone()));
                 }
             }
             for i in 0..MAX_CONSUMERS {
