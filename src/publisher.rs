@@ -150,7 +150,7 @@ impl<E: Payload> Publisher<E> {
                     if must_wait {
                         ring.wait_writable(
                             &mut self.cur,
-                            claim.pos + crate::layout::record_size(len),
+                            claim.pos.wrapping_add(crate::layout::record_size(len)),
                             &self.live,
                         );
                     }

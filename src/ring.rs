@@ -297,7 +297,7 @@ impl<M: Memory> Ring<M> {
                 must_wait = end > cur.limit;
             }
         }
-        let pos = end - size;
+        let pos = end.wrapping_sub(size);
         if pos != start {
             // Padding to the end of the lap, committed at once. If we must wait for a
             // joiner, the padding waits too (it overwrites old bytes).
@@ -305,7 +305,12 @@ impl<M: Memory> Ring<M> {
                 self.wait_writable(cur, end, live);
                 must_wait = false;
             }
-            self.write_header(start, (pos - start) as usize - RECORD_HEADER, 0, 0);
+            self.write_header(
+                start,
+                pos.wrapping_sub(start) as usize - RECORD_HEADER,
+                0,
+                0,
+            );
             self.commit_word(start)
                 .store(start | COMMITTED | PADDING, Ordering::Release);
         }
