@@ -172,7 +172,10 @@ fn subscriber() -> Res<()> {
             .take_while(|c| u64::from_le_bytes(c[0..8].try_into().unwrap()) < sub.position())
             .count()
             * 24;
-        std::fs::write(&log_path, &bytes[..keep])?;
+        // One ftruncate: a kill during it leaves the log either whole or cut.
+        if let Ok(f) = std::fs::OpenOptions::new().write(true).open(&log_path) {
+            f.set_len(keep as u64)?;
+        }
     }
     let mut log = logged
         .then(|| -> Res<_> {

@@ -123,9 +123,13 @@ impl<E: Payload> SubscriberBuilder<E> {
                         if st == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
                             return Err(AttachError::NameInUse(name.clone()));
                         }
+                        // Straight to active, not through "joining": producers ignore
+                        // joining slots, and the position this slot holds must stay
+                        // protected while it changes hands (a held name would otherwise
+                        // lose records it never received).
                         match ow.compare_exchange(
                             o,
-                            my_owner(SLOT_JOINING),
+                            my_owner(SLOT_ACTIVE),
                             Ordering::SeqCst,
                             Ordering::SeqCst,
                         ) {
