@@ -167,7 +167,7 @@ impl<E: Payload> Publisher<E> {
                 Ok((pos, must_wait)) => {
                     fault::hit(Point::AfterClaim);
                     if must_wait {
-                        ring.wait_writable(&mut self.cur, pos + size, &self.live);
+                        ring.wait_writable(&mut self.cur, pos.wrapping_add(size), &self.live);
                     }
                     return Ok(pos);
                 }

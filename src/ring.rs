@@ -104,7 +104,9 @@ pub struct RecordHeader {
 impl RecordHeader {
     /// Position of the next record.
     pub fn next(&self) -> u64 {
-        self.position + record_size(self.len as usize)
+        // Wrapping: a position this large only comes from a scribbled header, and a
+        // wrapped one stays 64-aligned (memory-safe) where a saturated one would not.
+        self.position.wrapping_add(record_size(self.len as usize))
     }
 }
 
@@ -261,13 +263,24 @@ impl<M: Memory> Ring<M> {
         let intent = self.pword(cur.slot, P_CLAIM);
         let (start, end) = loop {
             let t = self.tail().load(Ordering::Relaxed);
+            if t & FLAG_MASK != 0 {
+                // Honest tails are record boundaries. A scribbled one is rounded up
+                // first: a record starting unaligned could put its header past the end
+                // of the mapping. (Readers skip the bytes in between as a gap.)
+                let up = t.wrapping_add(FLAG_MASK) & !FLAG_MASK;
+                let _ = self
+                    .tail()
+                    .compare_exchange(t, up, Ordering::SeqCst, Ordering::Relaxed);
+                continue;
+            }
             let off = t & self.mask;
             let pad = if off + size > self.p.capacity {
                 self.p.capacity - off
             } else {
                 0
             };
-            let end = t + pad + size;
+            // Wrapping (what release builds do anyway): only a scribbled tail gets here.
+            let end = t.wrapping_add(pad).wrapping_add(size);
             if reliable && end > cur.limit {
                 self.refresh_limit(cur);
                 if end > cur.limit {
@@ -299,7 +312,7 @@ impl<M: Memory> Ring<M> {
                 must_wait = end > cur.limit;
             }
         }
-        let pos = end - size;
+        let pos = end.wrapping_sub(size);
         if pos != start {
             // Padding to the end of the lap, committed at once. If we must wait for a
             // joiner, the padding waits too (it overwrites old bytes).
@@ -307,7 +320,12 @@ impl<M: Memory> Ring<M> {
                 self.wait_writable(cur, end, live);
                 must_wait = false;
             }
-            self.write_header(start, (pos - start) as usize - RECORD_HEADER, 0, 0);
+            self.write_header(
+                start,
+                pos.wrapping_sub(start) as usize - RECORD_HEADER,
+                0,
+                0,
+            );
             self.commit_word(start)
                 .store(start | COMMITTED | PADDING, Ordering::Release);
         }
@@ -548,7 +566,7 @@ impl<M: Memory> Ring<M> {
             }
             return Read::Corrupt("length runs past the end of the lap");
         }
-        let next = pos + record_size(len as usize);
+        let next = pos.wrapping_add(record_size(len as usize));
         if w & (PADDING | GAP) != 0 {
             return Read::Skip {
                 next,
@@ -578,12 +596,12 @@ impl<M: Memory> Ring<M> {
         // Acquire fence: if any byte we copied came from a later lap's write, the
         // claim that preceded that write is visible in the tail.
         fence(Ordering::Acquire);
-        self.tail().load(Ordering::Relaxed) <= pos + self.p.capacity
+        self.tail().load(Ordering::Relaxed) <= pos.saturating_add(self.p.capacity)
     }
 
     /// Lossy readers: whether producers have lapped a reader at `pos`.
     pub fn lapped(&self, pos: u64) -> bool {
-        self.tail().load(Ordering::Acquire) > pos + self.p.capacity
+        self.tail().load(Ordering::Acquire) > pos.saturating_add(self.p.capacity)
     }
 
     /// A record boundary at or after `floor`, reached by walking record lengths from
@@ -591,12 +609,12 @@ impl<M: Memory> Ring<M> {
     /// straddle the end). Each step is re-validated against concurrent overwrites;
     /// if the chain breaks, the next lap start is used.
     pub fn boundary_at_or_after(&self, floor: u64) -> u64 {
-        let t = self.tail().load(Ordering::SeqCst);
+        let t = self.tail_boundary();
         if floor >= t {
             return t;
         }
         let lap = floor & !self.mask;
-        let fallback = (lap + self.p.capacity).min(t);
+        let fallback = lap.saturating_add(self.p.capacity).min(t);
         let mut q = lap;
         while q < floor {
             let next = match self.read_at(q) {
@@ -614,12 +632,19 @@ impl<M: Memory> Ring<M> {
 
     /// Whether the bytes at `pos` are still intact (not overwritten by a later lap).
     pub fn intact(&self, pos: u64) -> bool {
-        self.tail().load(Ordering::SeqCst) <= pos + self.p.capacity
+        self.tail_boundary() <= pos.saturating_add(self.p.capacity)
+    }
+
+    /// The tail as a record boundary for a reader: honest tails are multiples of
+    /// [`RECORD_ALIGN`]; the low bits of a scribbled one are dropped, so a reader never
+    /// takes an unaligned position (whose commit word could straddle the mapping's end).
+    pub fn tail_boundary(&self) -> u64 {
+        self.tail().load(Ordering::SeqCst) & !FLAG_MASK
     }
 
     /// Oldest retained boundary.
     pub fn earliest(&self) -> u64 {
-        let t = self.tail().load(Ordering::SeqCst);
+        let t = self.tail_boundary();
         if t <= self.p.capacity {
             0
         } else {
@@ -639,7 +664,7 @@ impl<M: Memory> Ring<M> {
             if self.intact(at) {
                 return at;
             }
-            let t = self.tail().load(Ordering::SeqCst);
+            let t = self.tail_boundary();
             at = self.boundary_at_or_after(t.saturating_sub(self.p.capacity));
         }
     }
@@ -648,7 +673,7 @@ impl<M: Memory> Ring<M> {
     /// unblock timeout calls this. If the claim's producer is dead, it becomes a gap
     /// record. Returns true if a record (gap or real) is now committed at `pos`.
     pub fn unblock(&self, pos: u64, live: &impl Liveness) -> bool {
-        let t = self.tail().load(Ordering::SeqCst);
+        let t = self.tail_boundary();
         if pos >= t {
             return false;
         }
@@ -681,7 +706,9 @@ impl<M: Memory> Ring<M> {
         for i in 0..MAX_PRODUCERS {
             let o = self.pword(i, P_OWNER).load(Ordering::SeqCst);
             let intent = self.pword(i, P_CLAIM).load(Ordering::SeqCst);
-            if intent == NO_CLAIM {
+            // Honest intents are record boundaries; an unaligned one was scribbled and
+            // would make a gap shorter than a record header.
+            if intent == NO_CLAIM || intent & FLAG_MASK != 0 {
                 continue;
             }
             if intent <= pos && holder.is_none_or(|(at, _)| intent > at) {
@@ -697,7 +724,7 @@ impl<M: Memory> Ring<M> {
             }
         }
         // Never past the end of the lap: the lap start is a boundary.
-        let lap_end = (pos & !self.mask) + self.p.capacity;
+        let lap_end = (pos & !self.mask).saturating_add(self.p.capacity);
         end = end.min(lap_end);
         let mut q = pos + RECORD_ALIGN;
         while q < end {

@@ -311,6 +311,9 @@ pub fn decode(buf: &[u8], at: usize, base_off: u64, min_pos: u64) -> Decoded<'_>
     if size > rest.len() as u64 {
         return Decoded::Bad("record extends past the end of the data");
     }
+    if position.checked_add(size).is_none() {
+        return Decoded::Bad("position of the next record overflows");
+    }
     let stored_crc = u32::from_le_bytes(rest[R_CRC..R_CRC + 4].try_into().unwrap_or_default());
     let mut h = [0u8; RECORD_HEADER];
     h.copy_from_slice(&rest[..RECORD_HEADER]);
