@@ -101,6 +101,7 @@ impl Bus {
                 why: "bus directory is world-writable".into(),
             });
         }
+        check_owner(&dir, &md, access == Access::Group)?;
         Ok(Bus {
             dir,
             group: access == Access::Group,
@@ -404,6 +405,12 @@ impl<E: Payload> TopicBuilder<E> {
         loop {
             match open_file(&path) {
                 Ok(file) => return self.attach(file, path),
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    return Err(OpenError::UnsafePermissions {
+                        path,
+                        why: "the ring file is a symbolic link".into(),
+                    })
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                     // Bounded: the file only vanishes again if someone keeps deleting it.
                     tries += 1;
@@ -524,7 +531,7 @@ impl<E: Payload> TopicBuilder<E> {
 
     fn attach(self, file: File, path: PathBuf) -> Result<Topic<E>, OpenError> {
         let md = file.metadata().map_err(io_err(&path, "stat ring file"))?;
-        check_file_permissions(&path, &md)?;
+        check_file_permissions(&path, &md, self.bus.group)?;
         let size = md.len();
         if size < HEADER_SIZE as u64 {
             return Err(OpenError::Truncated {
@@ -618,11 +625,64 @@ impl<E: Payload> TopicBuilder<E> {
     }
 }
 
+/// Open an existing ring file; never through a symbolic link (one planted in the bus
+/// directory could point a producer's writes at any file the caller can write).
 fn open_file(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().read(true).write(true).open(path)
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
-fn check_file_permissions(path: &Path, md: &fs::Metadata) -> Result<(), OpenError> {
+/// The ownership rule for bus directories, ring files and store directories: the
+/// owner must be the caller's effective uid or root. Anything else is accepted only
+/// when shared through a group (`group`): the file's group must then be the caller's
+/// effective gid or one of its supplementary groups. Root is not exempt: a root process
+/// refuses files that another user controls, like anyone else.
+///
+/// # Errors
+///
+/// [`OpenError::UnsafePermissions`] naming the owner.
+pub(crate) fn check_owner(path: &Path, md: &fs::Metadata, group: bool) -> Result<(), OpenError> {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if md.uid() == me || md.uid() == 0 {
+        return Ok(());
+    }
+    if group && in_my_groups(md.gid()) {
+        return Ok(());
+    }
+    Err(OpenError::UnsafePermissions {
+        path: path.into(),
+        why: if group {
+            format!(
+                "owned by uid {} (not uid {me} or root) and by group {}, which this process is not in",
+                md.uid(),
+                md.gid()
+            )
+        } else {
+            format!(
+                "owned by uid {}, not by uid {me} or root (open the bus with Access::Group to share it through a group)",
+                md.uid()
+            )
+        },
+    })
+}
+
+/// Whether `gid` is the effective gid or a supplementary group of this process.
+fn in_my_groups(gid: u32) -> bool {
+    // SAFETY: getegid has no preconditions.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    let mut groups = vec![0 as libc::gid_t; 1024];
+    // SAFETY: the buffer holds `groups.len()` gids; getgroups writes at most that many.
+    let n = unsafe { libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr()) };
+    n > 0 && groups[..n as usize].contains(&gid)
+}
+
+fn check_file_permissions(path: &Path, md: &fs::Metadata, group: bool) -> Result<(), OpenError> {
     if !md.is_file() {
         return Err(OpenError::UnsafePermissions {
             path: path.into(),
@@ -635,15 +695,7 @@ fn check_file_permissions(path: &Path, md: &fs::Metadata) -> Result<(), OpenErro
             why: "ring file is world-writable".into(),
         });
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if md.uid() != me && me != 0 && md.mode() & 0o020 == 0 {
-        return Err(OpenError::UnsafePermissions {
-            path: path.into(),
-            why: format!("owned by uid {} and not group-writable", md.uid()),
-        });
-    }
-    Ok(())
+    check_owner(path, md, group)
 }
 
 fn meta_error(path: PathBuf, p: MetaProblem) -> OpenError {

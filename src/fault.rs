@@ -2,7 +2,8 @@
 //! exact step, so crash tests are deterministic as well as random.
 //!
 //! Points: `after_claim` (claim made, nothing written), `before_commit` (payload
-//! written, commit word not stored).
+//! written, commit word not stored). With `SHMBUS_FAULT_STOP=1` the process stops
+//! itself (SIGSTOP) there instead, alive, until someone sends SIGCONT.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -51,6 +52,13 @@ fn hit_slow() {
     let left = skip.load(Ordering::Relaxed);
     if left > 0 {
         skip.store(left - 1, Ordering::Relaxed);
+        return;
+    }
+    if std::env::var_os("SHMBUS_FAULT_STOP").is_some_and(|v| v == "1") {
+        // SAFETY: raise has no memory-safety preconditions.
+        unsafe { libc::raise(libc::SIGSTOP) };
+        // Continued: stop only once.
+        ARMED.store(0, Ordering::Relaxed);
         return;
     }
     // SIGKILL ourselves: no unwinding, no destructors, exactly like `kill -9`.

@@ -39,6 +39,8 @@ pub struct Publisher<E = crate::Raw> {
     cur: ProducerCursor,
     scratch: AlignedVec,
     arena: Arena,
+    /// Batches: (start, len) of each payload in `scratch`.
+    parts: Vec<(usize, usize)>,
     clock: RecordClock,
     wait: Wait,
     live: OsLiveness,
@@ -60,6 +62,7 @@ impl<E: Payload> Topic<E> {
             cur: ProducerCursor::new(slot),
             scratch: AlignedVec::new(),
             arena: Arena::new(),
+            parts: Vec::new(),
             clock: RecordClock::new(),
             wait: Wait::Block,
             live: OsLiveness,
@@ -143,21 +146,30 @@ impl<E: Payload> Publisher<E> {
         if len > max {
             return Err(SendError::TooLarge { len, max });
         }
+        let pos = self.claim_span(crate::layout::record_size(len), timeout, wait)?;
+        Ok(Claim { pos, len })
+    }
+
+    /// Claim `size` bytes of whole records (see [`Ring::try_claim_span`]), waiting
+    /// under back-pressure as asked.
+    #[inline]
+    fn claim_span(
+        &mut self,
+        size: u64,
+        timeout: Option<Duration>,
+        wait: bool,
+    ) -> Result<u64, SendError> {
         let ring = &self.ring;
         let mut backoff = Backoff::default();
         let mut started: Option<Instant> = None;
         loop {
-            match ring.try_claim(&mut self.cur, len, &self.live) {
-                Ok((claim, must_wait)) => {
+            match ring.try_claim_span(&mut self.cur, size, &self.live) {
+                Ok((pos, must_wait)) => {
                     fault::hit(Point::AfterClaim);
                     if must_wait {
-                        ring.wait_writable(
-                            &mut self.cur,
-                            claim.pos + crate::layout::record_size(len),
-                            &self.live,
-                        );
+                        ring.wait_writable(&mut self.cur, pos.wrapping_add(size), &self.live);
                     }
-                    return Ok(claim);
+                    return Ok(pos);
                 }
                 Err(ClaimFail::Full) => {
                     if started.is_none() {
@@ -199,6 +211,95 @@ impl<E: Payload> Publisher<E> {
         fault::hit(Point::BeforeCommit);
         ring.commit(&mut self.cur, claim);
         Ok(claim.pos)
+    }
+
+    /// Publish the payloads `self.parts` of `self.scratch` as consecutive records, in
+    /// spans of at most a quarter of the ring: per span one claim, one timestamp and at
+    /// most one wake-up. Returns the position of the first record.
+    fn publish_parts(
+        &mut self,
+        type_id: u64,
+        wait: bool,
+        timeout: Option<Duration>,
+    ) -> Result<u64, SendError> {
+        let max = self.topic.max_payload();
+        if let Some(&(_, len)) = self.parts.iter().find(|&&(_, len)| len > max) {
+            return Err(SendError::TooLarge { len, max });
+        }
+        let span_max = (self.ring.p.capacity / 4).max(crate::layout::record_size(max));
+        let parts = std::mem::take(&mut self.parts);
+        let scratch = std::mem::take(&mut self.scratch);
+        let result = self.publish_spans(type_id, &parts, &scratch, span_max, wait, timeout);
+        self.parts = parts;
+        self.scratch = scratch;
+        result
+    }
+
+    fn publish_spans(
+        &mut self,
+        type_id: u64,
+        parts: &[(usize, usize)],
+        data: &[u8],
+        span_max: u64,
+        wait: bool,
+        timeout: Option<Duration>,
+    ) -> Result<u64, SendError> {
+        let mut first = None;
+        let mut i = 0;
+        while i < parts.len() {
+            let mut size = 0;
+            let mut j = i;
+            while j < parts.len() {
+                let s = crate::layout::record_size(parts[j].1);
+                if j > i && size + s > span_max {
+                    break;
+                }
+                size += s;
+                j += 1;
+            }
+            let pos = self.claim_span(size, timeout, wait)?;
+            first.get_or_insert(pos);
+            let ring = &self.ring;
+            let ts = self.clock.now();
+            let mut at = pos;
+            let mut bytes = 0;
+            for &(start, len) in &parts[i..j] {
+                let off = ring.data_off(at) + RECORD_HEADER;
+                // SAFETY: the claim owns `[pos, pos + size)` until its records are
+                // committed; producers map data read-write.
+                unsafe { ring.mem.data_slice_mut(off, len) }
+                    .copy_from_slice(&data[start..start + len]);
+                ring.write_header(at, len, type_id, ts);
+                fault::hit(Point::BeforeCommit);
+                ring.commit_record(at);
+                at += crate::layout::record_size(len);
+                bytes += len as u64;
+            }
+            ring.finish_claim(&mut self.cur, (j - i) as u64, bytes);
+            i = j;
+        }
+        Ok(first.unwrap_or_else(|| self.ring.tail().load(Ordering::Relaxed)))
+    }
+
+    /// Publish several raw payloads with one type id as consecutive records: one claim,
+    /// one timestamp and at most one wake-up per span of up to a quarter of the ring,
+    /// instead of one each per record. Waits under back-pressure. Returns the position
+    /// of the first record (the tail position if `payloads` is empty).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`] (nothing is published). An error from a later span
+    /// leaves the earlier spans published.
+    pub fn send_bytes_batch(&mut self, type_id: u64, payloads: &[&[u8]]) -> Result<u64, SendError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        self.parts.clear();
+        for p in payloads {
+            self.parts.push((scratch.len(), p.len()));
+            scratch.extend_from_slice(p);
+        }
+        self.scratch = scratch;
+        self.publish_parts(type_id, true, None)
     }
 
     /// Publish raw bytes with a type id, waiting under back-pressure. Returns the
@@ -263,6 +364,44 @@ impl<E: Event + 'static> Publisher<E> {
         let r = self.publish(E::TYPE_ID, &scratch, wait, timeout);
         self.scratch = scratch;
         r
+    }
+
+    /// Serialise every event and publish them as consecutive records: one claim, one
+    /// timestamp and at most one wake-up per span of up to a quarter of the ring. For
+    /// producers with many small events at hand this is the fast path (see the
+    /// throughput figures in the README). Waits under back-pressure. Returns the
+    /// position of the first record (the tail position if `events` is empty).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::TooLarge`], [`SendError::Serialize`] (nothing is published). An
+    /// error from a later span leaves the earlier spans published.
+    pub fn send_batch(&mut self, events: &[E]) -> Result<u64, SendError> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        self.parts.clear();
+        for ev in events {
+            // Each archive starts 16-aligned so its internal alignment survives the
+            // copy into the ring (payloads start 32-aligned there).
+            while buf.len() % 16 != 0 {
+                buf.push(0);
+            }
+            let start = buf.len();
+            match rkyv::api::high::to_bytes_in_with_alloc::<_, _, RkyvError>(
+                ev,
+                buf,
+                self.arena.acquire(),
+            ) {
+                Ok(b) => buf = b,
+                Err(e) => {
+                    self.scratch = AlignedVec::new();
+                    return Err(SendError::Serialize(e.to_string()));
+                }
+            }
+            self.parts.push((start, buf.len() - start));
+        }
+        self.scratch = buf;
+        self.publish_parts(E::TYPE_ID, true, None)
     }
 
     /// Serialise `ev` with rkyv and publish it, waiting under back-pressure. Returns

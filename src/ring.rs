@@ -104,7 +104,9 @@ pub struct RecordHeader {
 impl RecordHeader {
     /// Position of the next record.
     pub fn next(&self) -> u64 {
-        self.position + record_size(self.len as usize)
+        // Wrapping: a position this large only comes from a scribbled header, and a
+        // wrapped one stays 64-aligned (memory-safe) where a saturated one would not.
+        self.position.wrapping_add(record_size(self.len as usize))
     }
 }
 
@@ -234,6 +236,7 @@ impl<M: Memory> Ring<M> {
     /// If the claim crossed the end of the lap, the padding record is already
     /// committed. `must_wait` is set when a consumer joined concurrently and the claim
     /// must not be written until [`Ring::wait_writable`] says so.
+    #[cfg(loom)]
     #[inline]
     pub fn try_claim(
         &self,
@@ -241,18 +244,43 @@ impl<M: Memory> Ring<M> {
         len: usize,
         live: &impl Liveness,
     ) -> Result<(Claim, bool), ClaimFail> {
-        let size = record_size(len);
+        let (pos, must_wait) = self.try_claim_span(cur, record_size(len), live)?;
+        Ok((Claim { pos, len }, must_wait))
+    }
+
+    /// Claim `size` bytes (whole records, laid out by the caller, none crossing the
+    /// end of the lap: the span is placed at the start of the next lap if it does not
+    /// fit). Returns the span's position and `must_wait` as [`Ring::try_claim`]. The
+    /// caller commits every record in order, then calls [`Ring::finish_claim`].
+    #[inline]
+    pub fn try_claim_span(
+        &self,
+        cur: &mut ProducerCursor,
+        size: u64,
+        live: &impl Liveness,
+    ) -> Result<(u64, bool), ClaimFail> {
         let reliable = self.p.mode == Mode::Reliable;
         let intent = self.pword(cur.slot, P_CLAIM);
         let (start, end) = loop {
             let t = self.tail().load(Ordering::Relaxed);
+            if t & FLAG_MASK != 0 {
+                // Honest tails are record boundaries. A scribbled one is rounded up
+                // first: a record starting unaligned could put its header past the end
+                // of the mapping. (Readers skip the bytes in between as a gap.)
+                let up = t.wrapping_add(FLAG_MASK) & !FLAG_MASK;
+                let _ = self
+                    .tail()
+                    .compare_exchange(t, up, Ordering::SeqCst, Ordering::Relaxed);
+                continue;
+            }
             let off = t & self.mask;
             let pad = if off + size > self.p.capacity {
                 self.p.capacity - off
             } else {
                 0
             };
-            let end = t + pad + size;
+            // Wrapping (what release builds do anyway): only a scribbled tail gets here.
+            let end = t.wrapping_add(pad).wrapping_add(size);
             if reliable && end > cur.limit {
                 self.refresh_limit(cur);
                 if end > cur.limit {
@@ -284,7 +312,7 @@ impl<M: Memory> Ring<M> {
                 must_wait = end > cur.limit;
             }
         }
-        let pos = end - size;
+        let pos = end.wrapping_sub(size);
         if pos != start {
             // Padding to the end of the lap, committed at once. If we must wait for a
             // joiner, the padding waits too (it overwrites old bytes).
@@ -292,11 +320,16 @@ impl<M: Memory> Ring<M> {
                 self.wait_writable(cur, end, live);
                 must_wait = false;
             }
-            self.write_header(start, (pos - start) as usize - RECORD_HEADER, 0, 0);
+            self.write_header(
+                start,
+                pos.wrapping_sub(start) as usize - RECORD_HEADER,
+                0,
+                0,
+            );
             self.commit_word(start)
                 .store(start | COMMITTED | PADDING, Ordering::Release);
         }
-        Ok((Claim { pos, len }, must_wait))
+        Ok((pos, must_wait))
     }
 
     /// Rescan the consumer table: the new limit is the slowest live position plus
@@ -314,9 +347,13 @@ impl<M: Memory> Ring<M> {
             }
         }
         cur.limit = min.saturating_add(self.p.capacity);
-        self.mem
-            .word(OFF_LIMIT)
-            .fetch_max(cur.limit.min(u64::MAX - 1), Ordering::Relaxed);
+        // Shared for inspection only; a producer spinning at a full ring must not keep
+        // taking this line with a locked instruction when nothing changed.
+        let shared = self.mem.word(OFF_LIMIT);
+        let limit = cur.limit.min(u64::MAX - 1);
+        if shared.load(Ordering::Relaxed) < limit {
+            shared.fetch_max(limit, Ordering::Relaxed);
+        }
     }
 
     /// A producer blocked short of `end`: evict consumers that are dead, detached for
@@ -448,14 +485,27 @@ impl<M: Memory> Ring<M> {
     /// and wake sleeping consumers if any announced themselves.
     #[inline]
     pub fn commit(&self, cur: &mut ProducerCursor, claim: Claim) {
+        self.commit_record(claim.pos);
+        self.finish_claim(cur, 1, claim.len as u64);
+    }
+
+    /// Publish one written record of a claim (its commit word, release).
+    #[inline]
+    pub fn commit_record(&self, pos: u64) {
         // Release: pairs with the consumer's acquire load in `read_at`.
-        self.commit_word(claim.pos)
-            .store(claim.pos | COMMITTED, Ordering::Release);
-        // Release: a consumer that sees the intent cleared also sees the commit.
+        self.commit_word(pos)
+            .store(pos | COMMITTED, Ordering::Release);
+    }
+
+    /// End a claim whose records are all committed: clear the intent, count them, and
+    /// wake sleeping consumers if any announced themselves.
+    #[inline]
+    pub fn finish_claim(&self, cur: &mut ProducerCursor, records: u64, bytes: u64) {
+        // Release: a consumer that sees the intent cleared also sees the commits.
         self.pword(cur.slot, P_CLAIM)
             .store(NO_CLAIM, Ordering::Release);
-        cur.records += 1;
-        cur.bytes += claim.len as u64;
+        cur.records += records;
+        cur.bytes += bytes;
         self.pword(cur.slot, P_RECORDS)
             .store(cur.records, Ordering::Relaxed);
         self.pword(cur.slot, P_BYTES)
@@ -516,7 +566,7 @@ impl<M: Memory> Ring<M> {
             }
             return Read::Corrupt("length runs past the end of the lap");
         }
-        let next = pos + record_size(len as usize);
+        let next = pos.wrapping_add(record_size(len as usize));
         if w & (PADDING | GAP) != 0 {
             return Read::Skip {
                 next,
@@ -546,12 +596,12 @@ impl<M: Memory> Ring<M> {
         // Acquire fence: if any byte we copied came from a later lap's write, the
         // claim that preceded that write is visible in the tail.
         fence(Ordering::Acquire);
-        self.tail().load(Ordering::Relaxed) <= pos + self.p.capacity
+        self.tail().load(Ordering::Relaxed) <= pos.saturating_add(self.p.capacity)
     }
 
     /// Lossy readers: whether producers have lapped a reader at `pos`.
     pub fn lapped(&self, pos: u64) -> bool {
-        self.tail().load(Ordering::Acquire) > pos + self.p.capacity
+        self.tail().load(Ordering::Acquire) > pos.saturating_add(self.p.capacity)
     }
 
     /// A record boundary at or after `floor`, reached by walking record lengths from
@@ -559,12 +609,12 @@ impl<M: Memory> Ring<M> {
     /// straddle the end). Each step is re-validated against concurrent overwrites;
     /// if the chain breaks, the next lap start is used.
     pub fn boundary_at_or_after(&self, floor: u64) -> u64 {
-        let t = self.tail().load(Ordering::SeqCst);
+        let t = self.tail_boundary();
         if floor >= t {
             return t;
         }
         let lap = floor & !self.mask;
-        let fallback = (lap + self.p.capacity).min(t);
+        let fallback = lap.saturating_add(self.p.capacity).min(t);
         let mut q = lap;
         while q < floor {
             let next = match self.read_at(q) {
@@ -582,12 +632,19 @@ impl<M: Memory> Ring<M> {
 
     /// Whether the bytes at `pos` are still intact (not overwritten by a later lap).
     pub fn intact(&self, pos: u64) -> bool {
-        self.tail().load(Ordering::SeqCst) <= pos + self.p.capacity
+        self.tail_boundary() <= pos.saturating_add(self.p.capacity)
+    }
+
+    /// The tail as a record boundary for a reader: honest tails are multiples of
+    /// [`RECORD_ALIGN`]; the low bits of a scribbled one are dropped, so a reader never
+    /// takes an unaligned position (whose commit word could straddle the mapping's end).
+    pub fn tail_boundary(&self) -> u64 {
+        self.tail().load(Ordering::SeqCst) & !FLAG_MASK
     }
 
     /// Oldest retained boundary.
     pub fn earliest(&self) -> u64 {
-        let t = self.tail().load(Ordering::SeqCst);
+        let t = self.tail_boundary();
         if t <= self.p.capacity {
             0
         } else {
@@ -607,7 +664,7 @@ impl<M: Memory> Ring<M> {
             if self.intact(at) {
                 return at;
             }
-            let t = self.tail().load(Ordering::SeqCst);
+            let t = self.tail_boundary();
             at = self.boundary_at_or_after(t.saturating_sub(self.p.capacity));
         }
     }
@@ -616,7 +673,7 @@ impl<M: Memory> Ring<M> {
     /// unblock timeout calls this. If the claim's producer is dead, it becomes a gap
     /// record. Returns true if a record (gap or real) is now committed at `pos`.
     pub fn unblock(&self, pos: u64, live: &impl Liveness) -> bool {
-        let t = self.tail().load(Ordering::SeqCst);
+        let t = self.tail_boundary();
         if pos >= t {
             return false;
         }
@@ -642,25 +699,32 @@ impl<M: Memory> Ring<M> {
         if !matches!(self.read_at(pos), Read::NotYet) {
             return true;
         }
+        // Claims are disjoint spans, one or more records each: the one holding `pos`
+        // is the one with the greatest intent at or before it.
         let mut end = t;
+        let mut holder: Option<(u64, u64)> = None;
         for i in 0..MAX_PRODUCERS {
             let o = self.pword(i, P_OWNER).load(Ordering::SeqCst);
             let intent = self.pword(i, P_CLAIM).load(Ordering::SeqCst);
-            if intent == NO_CLAIM {
+            // Honest intents are record boundaries; an unaligned one was scribbled and
+            // would make a gap shorter than a record header.
+            if intent == NO_CLAIM || intent & FLAG_MASK != 0 {
                 continue;
             }
-            if intent == pos
-                && owner_state(o) == SLOT_ACTIVE
-                && live.alive(owner_pid(o), owner_start(o))
-            {
-                return false; // a live producer is writing it
+            if intent <= pos && holder.is_none_or(|(at, _)| intent > at) {
+                holder = Some((intent, o));
             }
             if intent > pos && intent < end {
                 end = intent;
             }
         }
+        if let Some((_, o)) = holder {
+            if owner_state(o) == SLOT_ACTIVE && live.alive(owner_pid(o), owner_start(o)) {
+                return false; // a live producer is writing it
+            }
+        }
         // Never past the end of the lap: the lap start is a boundary.
-        let lap_end = (pos & !self.mask) + self.p.capacity;
+        let lap_end = (pos & !self.mask).saturating_add(self.p.capacity);
         end = end.min(lap_end);
         let mut q = pos + RECORD_ALIGN;
         while q < end {

@@ -109,32 +109,49 @@ impl<E: Payload> SubscriberBuilder<E> {
                         continue;
                     }
                     let ow = ring.cword(i, C_OWNER);
-                    let o = ow.load(Ordering::SeqCst);
-                    let st = owner_state(o);
-                    if st == SLOT_FREE || st == SLOT_JOINING {
-                        continue;
-                    }
-                    if st == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
-                        return Err(AttachError::NameInUse(name.clone()));
-                    }
-                    if ow
-                        .compare_exchange(
+                    let mut o = ow.load(Ordering::SeqCst);
+                    let mut retried = false;
+                    loop {
+                        let st = owner_state(o);
+                        if st == SLOT_JOINING && retried {
+                            // Another process is taking this name right now.
+                            return Err(AttachError::NameInUse(name.clone()));
+                        }
+                        if st == SLOT_FREE || st == SLOT_JOINING {
+                            break;
+                        }
+                        if st == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
+                            return Err(AttachError::NameInUse(name.clone()));
+                        }
+                        // Straight to active, not through "joining": producers ignore
+                        // joining slots, and the position this slot holds must stay
+                        // protected while it changes hands (a held name would otherwise
+                        // lose records it never received).
+                        match ow.compare_exchange(
                             o,
-                            my_owner(SLOT_JOINING),
+                            my_owner(SLOT_ACTIVE),
                             Ordering::SeqCst,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
-                        ring.clear_sleeping(i);
-                        // Resume after the last record the predecessor was handed
-                        // (its progress), which is never behind its released position.
-                        let released = ring.cword(i, C_POSITION).load(Ordering::SeqCst);
-                        let progress = ring.cword(i, C_PROGRESS).load(Ordering::SeqCst);
-                        resume = Some(released.max(progress));
-                        break 'found i;
+                            Ordering::SeqCst,
+                        ) {
+                            Ok(_) => {
+                                ring.clear_sleeping(i);
+                                // Resume after the last record the predecessor was
+                                // handed (its progress, never behind its released
+                                // position), at a boundary even if the slot was
+                                // scribbled on (see `tail_boundary`).
+                                let released = ring.cword(i, C_POSITION).load(Ordering::SeqCst);
+                                let progress = ring.cword(i, C_PROGRESS).load(Ordering::SeqCst);
+                                resume = Some(released.max(progress) & !(RECORD_ALIGN - 1));
+                                break 'found i;
+                            }
+                            // A producer retired the dead owner's slot (detached or
+                            // evicted it) at this moment: judge the new state.
+                            Err(now) => {
+                                o = now;
+                                retried = true;
+                            }
+                        }
                     }
-                    return Err(AttachError::NameInUse(name.clone()));
                 }
             }
             for i in 0..MAX_CONSUMERS {
@@ -170,7 +187,7 @@ impl<E: Payload> SubscriberBuilder<E> {
             );
             Err(e)
         };
-        let tail = ring.tail().load(Ordering::SeqCst);
+        let tail = ring.tail_boundary();
         let want = match (resume, self.start) {
             (Some(p), _) => p,
             (None, Start::Latest) => tail,
@@ -647,9 +664,10 @@ impl<E: Payload> Subscriber<E> {
     /// Lossy mode: we were lapped. Jump to the oldest retained boundary.
     fn resync(&mut self) -> RecvError {
         let ring = &self.topic.inner.ring;
-        let t = ring.tail().load(Ordering::SeqCst);
+        let t = ring.tail_boundary();
         let at = ring.boundary_at_or_after(t.saturating_sub(ring.p.capacity).max(self.pos));
-        let missed = at - self.pos;
+        // `at` is below `pos` only if the tail went backwards (a scribbled header).
+        let missed = at.saturating_sub(self.pos);
         self.pos = at;
         self.publish(at);
         RecvError::Lagged {

@@ -34,6 +34,14 @@ fn child(role: String) {
                 p.send(&msg(arg(1) as u32, seq)).unwrap();
             }
         }
+        // batch:<id>:<count>:<batch>: publish count events in batches of `batch`.
+        "batch" => {
+            let mut p = topic.publisher().unwrap();
+            let events: Vec<Msg> = (0..arg(2)).map(|seq| msg(arg(1) as u32, seq)).collect();
+            for chunk in events.chunks(arg(3) as usize) {
+                p.send_batch(chunk).unwrap();
+            }
+        }
         // sub:<count>: read count events then wait to be killed.
         "sub" => {
             let mut s = topic.subscriber().start(Start::Position(0)).open().unwrap();
@@ -468,6 +476,96 @@ fn slow_subscriber_that_keeps_reading_is_not_evicted_between_releases() {
     }
     producer.join().unwrap();
     assert_eq!(topic.stats().evictions, 0);
+}
+
+#[test]
+fn producer_killed_in_the_middle_of_a_batch_leaves_one_gap_for_the_rest_of_it() {
+    const TEST: &str = "producer_killed_in_the_middle_of_a_batch_leaves_one_gap_for_the_rest_of_it";
+    if let Some(r) = role() {
+        return child(r);
+    }
+    let tb = TempBus::new("batchkill");
+    let topic = open_topic(&tb.bus());
+    let mut sub = topic.subscriber().start(Start::Position(0)).open().unwrap();
+    // Batches of 10: dies before committing its 106th record, the 6th of a batch.
+    let faulty = spawn_role(
+        TEST,
+        "batch:0:1000:10",
+        &tb.dir,
+        &[
+            ("SHMBUS_FAULT", "before_commit".to_string()),
+            ("SHMBUS_FAULT_SKIP", "105".to_string()),
+        ],
+    );
+    let (st, _) = wait_child(faulty, Duration::from_secs(30));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(libc::SIGKILL));
+    let good = spawn_role(TEST, "batch:1:3000:64", &tb.dir, &[]);
+    let counts = drain(&mut sub, Duration::from_secs(10), |n| {
+        n[0] == 105 && n[1] == 3000
+    });
+    assert_eq!(&counts[..2], &[105, 3000]);
+    assert_eq!(sub.gaps().0, 1, "the rest of the batch is one gap record");
+    assert_eq!(
+        sub.gaps().1,
+        5 * 128,
+        "the gap covers exactly the 5 uncommitted records"
+    );
+    let (st, _) = wait_child(good, Duration::from_secs(60));
+    assert!(st.success());
+}
+
+#[test]
+fn live_producer_stopped_in_the_middle_of_a_batch_is_never_gapped() {
+    const TEST: &str = "live_producer_stopped_in_the_middle_of_a_batch_is_never_gapped";
+    if let Some(r) = role() {
+        return child(r);
+    }
+    let tb = TempBus::new("batchstop");
+    let topic = open_topic(&tb.bus());
+    let mut sub = topic.subscriber().start(Start::Position(0)).open().unwrap();
+    // Stops itself (alive) before committing its 16th record, the 6th of a batch.
+    let stopped = spawn_role(
+        TEST,
+        "batch:0:100:10",
+        &tb.dir,
+        &[
+            ("SHMBUS_FAULT", "before_commit".to_string()),
+            ("SHMBUS_FAULT_SKIP", "15".to_string()),
+            ("SHMBUS_FAULT_STOP", "1".to_string()),
+        ],
+    );
+    // Never leave a stopped process behind, whatever happens below.
+    struct KillOnDrop(i32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let guard = KillOnDrop(stopped.id() as i32);
+    let counts = drain(&mut sub, Duration::from_secs(10), |n| n[0] == 15);
+    assert_eq!(counts[0], 15);
+    // Blocked behind the live producer's claim for several unblock timeouts (200 ms).
+    assert!(sub
+        .recv_timeout(Duration::from_millis(1000))
+        .unwrap()
+        .is_none());
+    assert_eq!(sub.gaps().0, 0, "a live producer's claim is never gapped");
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(guard.0, libc::SIGCONT) }, 0);
+    for seq in 15..100 {
+        let ev = sub
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .expect("the rest arrives once it continues");
+        assert!(verify(&ev));
+        assert_eq!((ev.producer.to_native(), ev.seq.to_native()), (0, seq));
+    }
+    assert_eq!(sub.gaps().0, 0);
+    let (st, _) = wait_child(stopped, Duration::from_secs(30));
+    std::mem::forget(guard);
+    assert!(st.success());
 }
 
 #[test]

@@ -223,3 +223,32 @@ pub(crate) fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) ->
 pub fn topic_dir(store: &Path, topic: &str) -> PathBuf {
     store.join(topic)
 }
+
+/// Refuse a topic's store directory that is world-writable or owned by another user
+/// (the rule of [`crate::Bus`]: the caller's uid or root; a group-writable directory is
+/// also accepted from a member of its group). A missing directory passes.
+///
+/// # Errors
+///
+/// [`StoreError::Open`] with [`OpenError::UnsafePermissions`], or [`StoreError::Io`].
+pub(crate) fn check_store_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let md = match std::fs::symlink_metadata(dir) {
+        Ok(md) => md,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(dir, "stat store directory")(e)),
+    };
+    let refuse = |why: &str| {
+        StoreError::Open(OpenError::UnsafePermissions {
+            path: dir.to_path_buf(),
+            why: why.into(),
+        })
+    };
+    if !md.is_dir() {
+        return Err(refuse("the store's topic directory is not a directory"));
+    }
+    if md.mode() & 0o002 != 0 {
+        return Err(refuse("the store's topic directory is world-writable"));
+    }
+    crate::bus::check_owner(dir, &md, md.mode() & 0o020 != 0).map_err(StoreError::Open)
+}

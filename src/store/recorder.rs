@@ -295,6 +295,7 @@ impl Recorder {
         }
         let dir = super::topic_dir(store.as_ref(), topic.name());
         std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create store directory"))?;
+        super::check_store_dir(&dir)?;
         let lock = lock(&dir)?;
         let schema = topic.schema().map(|s| s.encode()).unwrap_or_default();
         let report = recover(&dir, &schema, config.fsync != Fsync::Never, true)?;

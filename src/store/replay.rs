@@ -144,6 +144,7 @@ impl<E: Payload> Replay<E> {
         start: ReplayStart,
     ) -> Result<Replay<E>, StoreError> {
         let dir = super::topic_dir(store.as_ref(), topic.name());
+        super::check_store_dir(&dir)?;
         let mut r = Replay {
             topic: topic.clone(),
             dir,

@@ -327,6 +327,9 @@ pub fn decode(
     if size > rest.len() as u64 {
         return Decoded::Bad("record extends past the end of its run");
     }
+    if position.checked_add(size).is_none() {
+        return Decoded::Bad("position of the next record overflows");
+    }
     let offset = base_off + at as u64;
     Decoded::Record(StoredRecord {
         position,
