@@ -443,3 +443,49 @@ fn named_subscriber_killed_and_lapped_resumes_from_the_store_exactly_once() {
     );
     rec.stop().unwrap();
 }
+
+/// Voluntary context switches of this process so far.
+fn voluntary_switches() -> i64 {
+    // SAFETY: getrusage writes only into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    u.ru_nvcsw
+}
+
+#[test]
+fn idle_recorder_sleeps_on_the_futex_and_still_records_the_next_event() {
+    const TEST: &str = "idle_recorder_sleeps_on_the_futex_and_still_records_the_next_event";
+    if role().is_some() {
+        // A process with nothing but a recorder: count its wake-ups while idle.
+        let d = Dirs::from_env();
+        let topic = d.bus().topic("t").open().unwrap();
+        let rec = Recorder::spawn(&topic, &d.store, recorder_config()).unwrap();
+        let mut p = topic.publisher().unwrap();
+        let first = p.send_bytes(1, b"before").unwrap();
+        assert!(rec.wait_persisted(first + 64, Duration::from_secs(30)));
+        // Past the busy-looking phase (about 10 ms), then two idle seconds.
+        std::thread::sleep(Duration::from_millis(300));
+        let before = voluntary_switches();
+        std::thread::sleep(Duration::from_secs(2));
+        let switches = voluntary_switches() - before;
+        // Blocking on the futex with a 100 ms timeout: about 20 wake-ups. Polling
+        // (sleeps of 1 ms or less) would be 2,000 or more.
+        assert!(switches < 200, "idle recorder woke {switches} times in 2 s");
+        let last = p.send_bytes(1, b"after").unwrap();
+        assert!(
+            rec.wait_persisted(last + 64, Duration::from_secs(30)),
+            "the event after the idle spell is recorded"
+        );
+        rec.stop().unwrap();
+        return;
+    }
+    let d = Dirs::new("idle");
+    d.bus()
+        .topic("t")
+        .capacity(1 << 16)
+        .open_or_create()
+        .unwrap();
+    let st = wait_child(spawn_role(TEST, "idle", &d), Duration::from_secs(60));
+    assert!(st.success(), "the idle recorder process failed: {st:?}");
+}

@@ -36,13 +36,14 @@
 //!
 //! # Waiting
 //!
-//! The recorder never sleeps on the topic's futex: a subscriber asleep there makes
-//! every publish pay a wake-up system call, which would put the recorder in the
-//! publishers' latency. Once caught up it looks at the ring again after 50 µs sleeps
-//! (rather than polling the next record's commit word, a cache line the publisher is
-//! about to write), and after about 10 ms of idleness it waits in its subscriber with
-//! [`Wait::Backoff`] (spin, yield, then sleeps of up to 1 ms). Idle, it wakes about a
-//! thousand times a second; a record waits at most about a sleep before it is taken.
+//! While records keep coming the recorder never sleeps on the topic's futex: a
+//! subscriber asleep there makes every publish pay a wake-up system call, which would
+//! put the recorder in the publishers' latency. Once caught up it looks at the ring
+//! again after 50 µs sleeps (rather than polling the next record's commit word, a cache
+//! line the publisher is about to write). After about 10 ms of idleness it blocks on
+//! the futex ([`Wait::Block`], up to 100 ms at a time for its sync and retention
+//! duties), so an idle recorder uses no CPU; the first publish after an idle spell pays
+//! the one wake-up.
 //!
 //! # Restart
 //!
@@ -172,6 +173,8 @@ const MAX_KEPT_ERRORS: usize = 1024;
 /// sleeps before it waits in the subscriber instead.
 const IDLE_SLEEP: Duration = Duration::from_micros(50);
 const IDLE_SLEEPS: u32 = 200;
+/// How long an idle recorder blocks on the topic's futex at a time.
+const IDLE_BLOCK: Duration = Duration::from_millis(100);
 
 struct Shared {
     stop: AtomicBool,
@@ -396,9 +399,9 @@ fn attach(
         .subscriber()
         .named(&cfg.name)
         .manual_commit(true)
-        // Poll with a backoff (up to 1 ms sleeps) rather than sleep on the futex: a
-        // sleeping subscriber makes every publisher pay a wake-up system call.
-        .wait(Wait::Backoff)
+        // Only the long-idle receive waits (see the module docs on waiting): it blocks
+        // on the futex, so an idle recorder uses no CPU.
+        .wait(Wait::Block)
         .start(start)
         .accept_loss(accept_loss)
         .open();
@@ -676,8 +679,8 @@ impl Rec {
             // abandoned claim into a gap).
             let long_idle = idle && self.idle_streak >= IDLE_SLEEPS;
             let got = if long_idle {
-                self.idle_streak = 0;
-                sub.recv_bytes_timeout(Duration::from_millis(20))
+                // Stays in this mode (the streak is kept) until a record arrives.
+                sub.recv_bytes_timeout(IDLE_BLOCK)
             } else {
                 sub.try_recv_bytes()
             };
