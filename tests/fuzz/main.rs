@@ -45,6 +45,52 @@ fn run(target: &str, data: &[u8]) {
     }
 }
 
+/// Pieces of the query language for `fuzz_query` to combine.
+const QUERY_PARTS: &[&str] = &[
+    "price",
+    "seq",
+    "venue",
+    "symbol",
+    "qty",
+    "side",
+    "legs.px",
+    "pair.0.venue",
+    "note",
+    "position",
+    "time",
+    "@time",
+    "type",
+    "len",
+    ">",
+    "<",
+    ">=",
+    "<=",
+    "==",
+    "!=",
+    "^=",
+    "and",
+    "or",
+    "not",
+    "&&",
+    "||",
+    "!",
+    "(",
+    ")",
+    "100",
+    "-1.5e3",
+    "0x10",
+    "\"AB\"",
+    "\"\"",
+    "Buy",
+    "Sell",
+    "null",
+    "true",
+    "false",
+    "starts_with(",
+    ",",
+    "\"unterminated",
+];
+
 /// A mutation of a byte string: 0 flip a bit, 1 set a byte, 2 overwrite 8 bytes with a
 /// little-endian value, 3 truncate, 4 insert a byte, 5 remove a byte.
 #[derive(Debug, Clone)]
@@ -287,6 +333,31 @@ proptest! {
         run("schema", &with_len_prefix16(&s, &p));
     }
 
+    /// Query expressions: fragments of the language shuffled and mutated, and noise,
+    /// against real schemas and mutated payloads.
+    #[test]
+    fn fuzz_query(
+        which in 0u8..3,
+        parts in prop::collection::vec(prop::sample::select(QUERY_PARTS), 0..12),
+        noise in prop::collection::vec(any::<u8>(), 0..64),
+        use_noise in any::<bool>(),
+        muts in mutations(3),
+        i in 0u64..8,
+    ) {
+        let mut text = if use_noise { noise } else { parts.join(" ").into_bytes() };
+        mutate(&mut text, &muts);
+        text.truncate(255);
+        let payload = if which == 0 {
+            archive(&order(i))
+        } else {
+            archive(&Tick { seq: i, price: 150.5, venue: "AB".repeat(i as usize) })
+        };
+        let mut data = vec![which, text.len() as u8];
+        data.extend_from_slice(&text);
+        data.extend_from_slice(&payload);
+        run("query", &data);
+    }
+
     /// Real schemas with mutated archives and noise.
     #[test]
     fn fuzz_json(
@@ -401,4 +472,30 @@ fn write_seed_corpus() {
         venue: "a venue".into(),
     }));
     put("json", "seed-tick", &data);
+    for (name, which, text) in [
+        (
+            "seed-order",
+            0u8,
+            "side == Sell and qty > 3 or not (symbol ^= \"AB\")",
+        ),
+        (
+            "seed-tick",
+            1,
+            "price > 100 and starts_with(venue, \"AB\") and @time >= 0",
+        ),
+        ("seed-raw", 2, "len < 64 or type != 7"),
+    ] {
+        let mut data = vec![which, text.len() as u8];
+        data.extend_from_slice(text.as_bytes());
+        if which == 0 {
+            data.extend_from_slice(&archive(&order(4)));
+        } else if which == 1 {
+            data.extend_from_slice(&archive(&Tick {
+                seq: 1,
+                price: 101.0,
+                venue: "ABX".into(),
+            }));
+        }
+        put("query", name, &data);
+    }
 }

@@ -29,6 +29,7 @@ pub const TARGETS: &[&str] = &[
     "index",
     "schema",
     "json",
+    "query",
 ];
 
 /// Run target `name` on `data`.
@@ -40,6 +41,7 @@ pub fn run(name: &str, data: &[u8]) {
         "index" => index_target(data),
         "schema" => schema(data),
         "json" => json(data),
+        "query" => query(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -609,4 +611,65 @@ pub fn json(data: &[u8]) {
                 .expect("rkyv validated this Tick but the schema decoder rejects it");
         }
     }
+}
+
+/// The query language: parse arbitrary text, compile it against real schemas (and
+/// none) and evaluate it on arbitrary payload bytes.
+///
+/// Input: `which: u8` (0: `Order`, 1: `Tick`, 2: no schema), `n: u8`, then `n` bytes of
+/// expression text (lossy UTF-8), then the payload. Properties: a parse error points at
+/// a column inside the text (or just past its end); an expression that parses prints
+/// to text that parses back to an expression that prints the same.
+pub fn query(data: &[u8]) {
+    use shmbus::query::{parse_expr, Filter, Rec};
+    let mut inp = Input::new(data);
+    let which = inp.u8() % 3;
+    let n = inp.u8() as usize;
+    let text = String::from_utf8_lossy(inp.take(n)).into_owned();
+    let payload = inp.rest();
+    let expr = match parse_expr(&text) {
+        Ok(e) => e,
+        Err(e) => {
+            let chars = text.chars().count();
+            assert!(
+                e.column >= 1 && e.column <= chars + 1,
+                "column {} outside 1..={} for {text:?}",
+                e.column,
+                chars + 1
+            );
+            return;
+        }
+    };
+    let printed = expr.to_string();
+    let again = parse_expr(&printed)
+        .unwrap_or_else(|e| panic!("printed {printed:?} of {text:?} does not parse: {e}"));
+    // Trees carry source columns, so compare them printed.
+    assert_eq!(
+        again.to_string(),
+        printed,
+        "print/parse round trip of {text:?}"
+    );
+    let schema = match which {
+        0 => Some(Order::schema()),
+        1 => Some(Tick::schema()),
+        _ => None,
+    };
+    let Ok(filter) = Filter::compile(&expr, schema, 1_000_000_000) else {
+        return;
+    };
+    let mut aligned = shmbus::rkyv::util::AlignedVec::<16>::new();
+    aligned.extend_from_slice(payload);
+    let rec = Rec {
+        position: 64,
+        timestamp: 1_000,
+        type_id: schema.map_or(0, |_| {
+            if which == 0 {
+                Order::TYPE_ID
+            } else {
+                Tick::TYPE_ID
+            }
+        }),
+        payload: &aligned,
+    };
+    let _ = filter.eval(&rec);
 }
