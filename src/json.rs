@@ -564,8 +564,9 @@ fn push_bytes(out: &mut String, bytes: &[u8]) {
     out.push(']');
 }
 
-/// Appends `s` as a JSON string literal.
-fn push_json_str(out: &mut String, s: &str) {
+/// Appends `s` to `out` as a JSON string literal (quotes, backslashes and control
+/// characters escaped).
+pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     let mut plain = 0;
     for (i, c) in s.char_indices() {

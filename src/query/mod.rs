@@ -77,6 +77,7 @@ use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 
 use crate::error::{AttachError, OpenError, RecvError};
+use crate::json::push_json_str;
 use crate::store::StoreError;
 
 mod eval;
@@ -296,25 +297,6 @@ pub enum Cell {
     Str(String),
     /// A composite value already rendered as JSON.
     Json(String),
-}
-
-/// Appends `s` as a JSON string literal.
-fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 impl Cell {

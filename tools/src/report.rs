@@ -4,24 +4,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-/// Appends `s` to `out` as a JSON string literal.
-pub fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+pub use shmbus::json::push_json_str as json_str;
 
 /// A JSON object under construction; keys are written in call order.
 #[derive(Debug, Default, Clone)]

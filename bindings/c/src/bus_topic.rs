@@ -4,6 +4,7 @@ use std::ffi::{c_char, CStr, OsStr};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
+use shmbus::json::push_json_str;
 use shmbus::schema::Schema;
 use shmbus::{Access, Bus, Mode, Raw, Topic};
 
@@ -431,24 +432,6 @@ const VERSION: &CStr =
 #[no_mangle]
 pub extern "C" fn shmbus_version() -> *const c_char {
     VERSION.as_ptr()
-}
-
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 fn schema_json(schema: &Schema, type_id: u64) -> String {
