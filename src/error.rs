@@ -95,7 +95,7 @@ pub enum AttachError {
     TooManySubscribers,
     /// A live subscriber already holds this name.
     NameInUse(String),
-    /// The subscriber name is empty or longer than [`crate::MAX_NAME`] bytes.
+    /// The subscriber name is empty or longer than [`crate::layout::MAX_NAME`] bytes.
     InvalidName(String),
     /// The requested start position is not a record boundary in this topic.
     InvalidPosition(u64),

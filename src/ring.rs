@@ -1,7 +1,7 @@
 //! The ring protocol: claim, commit, read, back-pressure, joining, eviction and
 //! unblocking of abandoned claims.
 //!
-//! Everything here works on a [`Memory`]: the real ring file mapping, or, under
+//! Everything here works on a `Memory` trait: the real ring file mapping, or, under
 //! `--cfg loom`, a model of it whose words are loom atomics. The protocol is the same.
 //!
 //! # Claims
