@@ -23,7 +23,7 @@ use crate::Ctx;
 pub struct Args {
     /// The topic to record.
     pub topic: String,
-    /// The store directory (the topic's segments go to DIR/<topic>/).
+    /// The store directory (the topic's segments go to DIR/TOPIC/).
     #[arg(long, value_name = "DIR")]
     pub store: PathBuf,
     /// When to sync to disk: never, batch (after every write), or at an interval in
