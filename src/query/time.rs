@@ -92,8 +92,9 @@ fn scaled(num: &str, scale: u64) -> Option<u64> {
 }
 
 /// Parses a point in time to nanoseconds since the Unix epoch: RFC 3339
-/// (`2026-11-27T21:00:00Z`, `2026-11-27T21:00:00.5+01:00`), a plain number of Unix
-/// nanoseconds, or `-<duration>` before `now_ns` (`-5m`).
+/// (`2026-11-27T21:00:00Z`, `2026-11-27T21:00:00.5+01:00`, a space for the `T`), a
+/// bare date (`2026-11-27`, midnight UTC), a plain number of Unix nanoseconds, `now`,
+/// or `-<duration>` before `now_ns` (`-5m`, `-1h30m`).
 ///
 /// # Errors
 ///
@@ -107,11 +108,21 @@ fn scaled(num: &str, scale: u64) -> Option<u64> {
 /// assert_eq!(parse_time("2026-11-27T21:00:00Z", 0), Ok(1_795_813_200_000_000_000));
 /// assert_eq!(parse_time("42", 0), Ok(42));
 /// assert_eq!(parse_time("-5s", 10_000_000_000), Ok(5_000_000_000));
+/// assert_eq!(parse_time("1970-01-02", 0), Ok(86_400_000_000_000));
+/// assert_eq!(parse_time("now", 7), Ok(7));
 /// ```
 pub fn parse_time(s: &str, now_ns: u64) -> Result<u64, String> {
     let s = s.trim();
     if s.is_empty() {
         return Err("empty time".into());
+    }
+    if s == "now" {
+        return Ok(now_ns);
+    }
+    if s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-' {
+        // A bare date: midnight UTC.
+        return parse_rfc3339(&format!("{s}T00:00:00Z"))
+            .map_err(|why| format!("cannot read time {s:?}: {why}"));
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return s
@@ -124,10 +135,10 @@ pub fn parse_time(s: &str, now_ns: u64) -> Result<u64, String> {
             .checked_sub(d)
             .ok_or_else(|| format!("{s:?} is before 1970"));
     }
-    parse_rfc3339(s).ok_or_else(|| {
+    parse_rfc3339(s).map_err(|why| {
         format!(
-            "cannot read time {s:?}: use RFC 3339 (2026-11-27T21:00:00Z), Unix nanoseconds, \
-             or a relative time such as -5m"
+            "cannot read time {s:?}: {why} (use RFC 3339 such as 2026-11-27T21:00:00Z, Unix \
+             nanoseconds, now, or a relative time such as -5m)"
         )
     })
 }
@@ -140,28 +151,31 @@ fn digits(s: &str, range: std::ops::Range<usize>) -> Option<i64> {
     part.parse().ok()
 }
 
-fn parse_rfc3339(s: &str) -> Option<u64> {
+/// Why a text is not an RFC 3339 time, if it is not.
+fn parse_rfc3339(s: &str) -> Result<u64, &'static str> {
     let b = s.as_bytes();
+    const SHAPE: &str = "not in the form 2026-11-27T21:00:00Z";
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
-        return None;
+        return Err(SHAPE);
     }
     if !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
+        return Err(SHAPE);
     }
-    let year = digits(s, 0..4)?;
-    let month = digits(s, 5..7)?;
-    let day = digits(s, 8..10)?;
-    let hour = digits(s, 11..13)?;
-    let min = digits(s, 14..16)?;
-    let sec = digits(s, 17..19)?;
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month(year, month)
-        || hour > 23
-        || min > 59
-        || sec > 60
-    {
-        return None;
+    let num = |r: std::ops::Range<usize>| digits(s, r).ok_or(SHAPE);
+    let year = num(0..4)?;
+    let month = num(5..7)?;
+    let day = num(8..10)?;
+    let hour = num(11..13)?;
+    let min = num(14..16)?;
+    let sec = num(17..19)?;
+    if !(1..=12).contains(&month) {
+        return Err("no such month");
+    }
+    if day < 1 || day > days_in_month(year, month) {
+        return Err("no such day");
+    }
+    if hour > 23 || min > 59 || sec > 60 {
+        return Err("no such time of day");
     }
     let mut i = 19;
     let mut nanos: i64 = 0;
@@ -173,22 +187,23 @@ fn parse_rfc3339(s: &str) -> Option<u64> {
         }
         let n = end - start;
         if n == 0 || n > 9 {
-            return None;
+            return Err("the fraction of a second needs 1 to 9 digits");
         }
-        nanos = digits(s, start..end)? * 10i64.pow(9 - n as u32);
+        nanos = num(start..end)? * 10i64.pow(9 - n as u32);
         i = end;
     }
-    let offset_s: i64 = match s.get(i..)? {
+    let offset_s: i64 = match s.get(i..).ok_or(SHAPE)? {
         "Z" | "z" => 0,
         tz => {
             let tb = tz.as_bytes();
+            const ZONE: &str = "needs a zone: Z or an offset such as +01:00";
             if tb.len() != 6 || tb[3] != b':' || !matches!(tb[0], b'+' | b'-') {
-                return None;
+                return Err(ZONE);
             }
-            let h = digits(tz, 1..3)?;
-            let m = digits(tz, 4..6)?;
+            let h = digits(tz, 1..3).ok_or(ZONE)?;
+            let m = digits(tz, 4..6).ok_or(ZONE)?;
             if h > 23 || m > 59 {
-                return None;
+                return Err(ZONE);
             }
             let o = h * 3600 + m * 60;
             if tb[0] == b'-' {
@@ -201,7 +216,7 @@ fn parse_rfc3339(s: &str) -> Option<u64> {
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_s;
     let ns = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
-    u64::try_from(ns).ok()
+    u64::try_from(ns).map_err(|_| "before 1970 or after 2554")
 }
 
 fn is_leap(y: i64) -> bool {
