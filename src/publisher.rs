@@ -213,67 +213,50 @@ impl<E: Payload> Publisher<E> {
         Ok(claim.pos)
     }
 
-    /// Publish the payloads `self.parts` of `self.scratch` as consecutive records, in
-    /// spans of at most a quarter of the ring: per span one claim, one timestamp and at
-    /// most one wake-up. Returns the position of the first record.
-    fn publish_parts(
+    /// Publish `n` payloads (`payload(i)`) as consecutive records, in spans of at most
+    /// a quarter of the ring: per span one claim, one timestamp and at most one
+    /// wake-up. Waits under back-pressure. Returns the position of the first record.
+    fn publish_many<'p>(
         &mut self,
         type_id: u64,
-        wait: bool,
-        timeout: Option<Duration>,
+        n: usize,
+        payload: impl Fn(usize) -> &'p [u8],
     ) -> Result<u64, SendError> {
         let max = self.topic.max_payload();
-        if let Some(&(_, len)) = self.parts.iter().find(|&&(_, len)| len > max) {
+        if let Some(len) = (0..n).map(|i| payload(i).len()).find(|&len| len > max) {
             return Err(SendError::TooLarge { len, max });
         }
         let span_max = (self.ring.p.capacity / 4).max(crate::layout::record_size(max));
-        let parts = std::mem::take(&mut self.parts);
-        let scratch = std::mem::take(&mut self.scratch);
-        let result = self.publish_spans(type_id, &parts, &scratch, span_max, wait, timeout);
-        self.parts = parts;
-        self.scratch = scratch;
-        result
-    }
-
-    fn publish_spans(
-        &mut self,
-        type_id: u64,
-        parts: &[(usize, usize)],
-        data: &[u8],
-        span_max: u64,
-        wait: bool,
-        timeout: Option<Duration>,
-    ) -> Result<u64, SendError> {
         let mut first = None;
         let mut i = 0;
-        while i < parts.len() {
+        while i < n {
             let mut size = 0;
             let mut j = i;
-            while j < parts.len() {
-                let s = crate::layout::record_size(parts[j].1);
+            while j < n {
+                let s = crate::layout::record_size(payload(j).len());
                 if j > i && size + s > span_max {
                     break;
                 }
                 size += s;
                 j += 1;
             }
-            let pos = self.claim_span(size, timeout, wait)?;
+            let pos = self.claim_span(size, None, true)?;
             first.get_or_insert(pos);
             let ring = &self.ring;
             let ts = self.clock.now();
             let mut at = pos;
             let mut bytes = 0;
-            for &(start, len) in &parts[i..j] {
+            for k in i..j {
+                let p = payload(k);
                 let off = ring.data_off(at) + RECORD_HEADER;
                 // SAFETY: the claim owns `[pos, pos + size)` until its records are
                 // committed; producers map data read-write.
-                unsafe { ring.mem.data_slice_mut(off, len) }
-                    .copy_from_slice(&data[start..start + len]);
-                ring.write_header(at, len, type_id, ts);
+                unsafe { ring.mem.data_slice_mut(off, p.len()) }.copy_from_slice(p);
+                ring.write_header(at, p.len(), type_id, ts);
                 fault::hit(Point::BeforeCommit);
                 ring.commit_record(at);
-                at += crate::layout::record_size(len);
-                bytes += len as u64;
+                at += crate::layout::record_size(p.len());
+                bytes += p.len() as u64;
             }
             ring.finish_claim(&mut self.cur, (j - i) as u64, bytes);
             i = j;
@@ -291,15 +274,7 @@ impl<E: Payload> Publisher<E> {
     /// [`SendError::TooLarge`] (nothing is published). An error from a later span
     /// leaves the earlier spans published.
     pub fn send_bytes_batch(&mut self, type_id: u64, payloads: &[&[u8]]) -> Result<u64, SendError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        self.parts.clear();
-        for p in payloads {
-            self.parts.push((scratch.len(), p.len()));
-            scratch.extend_from_slice(p);
-        }
-        self.scratch = scratch;
-        self.publish_parts(type_id, true, None)
+        self.publish_many(type_id, payloads.len(), |i| payloads[i])
     }
 
     /// Publish raw bytes with a type id, waiting under back-pressure. Returns the
@@ -400,8 +375,14 @@ impl<E: Event + 'static> Publisher<E> {
             }
             self.parts.push((start, buf.len() - start));
         }
+        let parts = std::mem::take(&mut self.parts);
+        let r = self.publish_many(E::TYPE_ID, parts.len(), |i| {
+            let (start, len) = parts[i];
+            &buf[start..start + len]
+        });
+        self.parts = parts;
         self.scratch = buf;
-        self.publish_parts(E::TYPE_ID, true, None)
+        r
     }
 
     /// Serialise `ev` with rkyv and publish it, waiting under back-pressure. Returns
