@@ -135,13 +135,7 @@ impl<E: Payload> SubscriberBuilder<E> {
                         ) {
                             Ok(_) => {
                                 ring.clear_sleeping(i);
-                                // Resume after the last record the predecessor was
-                                // handed (its progress, never behind its released
-                                // position), at a boundary even if the slot was
-                                // scribbled on (see `tail_boundary`).
-                                let released = ring.cword(i, C_POSITION).load(Ordering::SeqCst);
-                                let progress = ring.cword(i, C_PROGRESS).load(Ordering::SeqCst);
-                                resume = Some(released.max(progress) & !(RECORD_ALIGN - 1));
+                                resume = Some(resume_position(&topic, i));
                                 break 'found i;
                             }
                             // A producer retired the dead owner's slot (detached or
@@ -154,27 +148,14 @@ impl<E: Payload> SubscriberBuilder<E> {
                     }
                 }
             }
-            for i in 0..MAX_CONSUMERS {
-                let ow = ring.cword(i, C_OWNER);
-                if ow.load(Ordering::Relaxed) == SLOT_FREE
-                    && ow
-                        .compare_exchange(
-                            SLOT_FREE,
-                            my_owner(SLOT_JOINING),
-                            Ordering::SeqCst,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    let (flags, name) = match &self.name {
-                        Some(n) => (C_FLAG_NAMED, n.as_bytes()),
-                        None => (0, &b""[..]),
-                    };
-                    write_name(&topic, i, flags, name);
-                    break 'found i;
-                }
+            let (flags, name) = match &self.name {
+                Some(n) => (C_FLAG_NAMED, n.as_bytes()),
+                None => (0, &b""[..]),
+            };
+            match take_free_slot(&topic, flags, name) {
+                Some(i) => break 'found i,
+                None => return Err(AttachError::TooManySubscribers),
             }
-            return Err(AttachError::TooManySubscribers);
         };
         let fail = |e| {
             ring.cword(slot, C_OWNER).store(
@@ -304,12 +285,8 @@ pub(crate) fn park_named<E: Payload>(
                 {
                     return Err(AttachError::NameInUse(name.to_string()));
                 }
-                // Resume after the last record handed out (see `open`): its progress,
-                // never behind the released position. Both words then hold it.
-                let at = ring
-                    .cword(i, C_POSITION)
-                    .load(Ordering::SeqCst)
-                    .max(ring.cword(i, C_PROGRESS).load(Ordering::SeqCst));
+                // Both words hold the resume position from here on.
+                let at = resume_position(topic, i);
                 ring.cword(i, C_POSITION).store(at, Ordering::SeqCst);
                 ring.cword(i, C_PROGRESS).store(at, Ordering::SeqCst);
                 return Ok((i, at));
@@ -317,9 +294,22 @@ pub(crate) fn park_named<E: Payload>(
             _ => return Err(AttachError::NameInUse(name.to_string())),
         }
     }
-    for i in 0..MAX_CONSUMERS {
+    let i = take_free_slot(topic, C_FLAG_NAMED, name.as_bytes())
+        .ok_or(AttachError::TooManySubscribers)?;
+    ring.cword(i, C_POSITION).store(pos, Ordering::SeqCst);
+    ring.cword(i, C_PROGRESS).store(pos, Ordering::SeqCst);
+    ring.cword(i, C_HEARTBEAT)
+        .store(crate::os::now_ns(), Ordering::Relaxed);
+    ring.cword(i, C_OWNER).store(parked, Ordering::SeqCst);
+    Ok((i, pos))
+}
+
+/// Take a free consumer slot (it is left joining) and write its flags and name.
+fn take_free_slot<E: Payload>(topic: &Topic<E>, flags: u32, name: &[u8]) -> Option<usize> {
+    let ring = &topic.inner.ring;
+    let i = (0..MAX_CONSUMERS).find(|&i| {
         let ow = ring.cword(i, C_OWNER);
-        if ow.load(Ordering::Relaxed) == SLOT_FREE
+        ow.load(Ordering::Relaxed) == SLOT_FREE
             && ow
                 .compare_exchange(
                     SLOT_FREE,
@@ -328,17 +318,19 @@ pub(crate) fn park_named<E: Payload>(
                     Ordering::Relaxed,
                 )
                 .is_ok()
-        {
-            write_name(topic, i, C_FLAG_NAMED, name.as_bytes());
-            ring.cword(i, C_POSITION).store(pos, Ordering::SeqCst);
-            ring.cword(i, C_PROGRESS).store(pos, Ordering::SeqCst);
-            ring.cword(i, C_HEARTBEAT)
-                .store(crate::os::now_ns(), Ordering::Relaxed);
-            ow.store(parked, Ordering::SeqCst);
-            return Ok((i, pos));
-        }
-    }
-    Err(AttachError::TooManySubscribers)
+    })?;
+    write_name(topic, i, flags, name);
+    Some(i)
+}
+
+/// Where a named subscriber taking slot `i` back resumes: after the last record its
+/// predecessor was handed (its progress, never behind its released position), at a
+/// boundary even if the slot was scribbled on (see `tail_boundary`).
+fn resume_position<E: Payload>(topic: &Topic<E>, i: usize) -> u64 {
+    let ring = &topic.inner.ring;
+    let released = ring.cword(i, C_POSITION).load(Ordering::SeqCst);
+    let progress = ring.cword(i, C_PROGRESS).load(Ordering::SeqCst);
+    released.max(progress) & !(RECORD_ALIGN - 1)
 }
 
 /// Move the parked named subscriber in `slot` from position `from` to `to`. False if
