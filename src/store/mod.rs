@@ -72,7 +72,7 @@ pub mod retention;
 pub mod segment;
 pub mod storage;
 
-pub use recorder::{Fsync, Recorder, RecorderConfig, RecorderHandle, RecorderStats};
+pub use recorder::{lock, Fsync, Lock, Recorder, RecorderConfig, RecorderHandle, RecorderStats};
 pub use recovery::{recover_topic, verify_segment, verify_topic, RecoveryReport, SegmentCheck};
 pub use replay::{Replay, ReplayEvent, ReplayStart};
 pub use retention::{apply_retention, Retention, RetentionReport};

@@ -219,11 +219,18 @@ impl std::fmt::Debug for RecorderHandle {
 }
 
 /// An exclusive `flock`, released when dropped (or when the process dies).
-pub(crate) struct Lock {
+#[derive(Debug)]
+pub struct Lock {
     _file: File,
 }
 
-fn lock(dir: &Path) -> Result<Lock, StoreError> {
+/// Take the recorder lock of a topic's store directory `dir` (its `.lock` file)
+/// without waiting, as a recorder does: whoever holds it may change the segments.
+///
+/// # Errors
+///
+/// [`StoreError::Locked`] if a recorder (or another holder) has it; I/O errors.
+pub fn lock(dir: &Path) -> Result<Lock, StoreError> {
     lock_file(dir.join(".lock"))
 }
 

@@ -9,8 +9,6 @@
 //! holds the topic, and it cannot repair a damaged segment that later segments follow
 //! (that would throw records away): such a problem stays reported.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use shmbus::store::{list_segments, recover_topic, verify_segment, SegmentReader, StoreError};
@@ -44,34 +42,12 @@ struct Problem {
     what: String,
 }
 
-/// The recorder's lock on a topic directory, held while repairing.
-struct DirLock {
-    _file: File,
-}
-
 /// Takes the recorder lock of a topic directory: `None` when a recorder holds it.
-fn try_lock(dir: &Path) -> Result<Option<DirLock>, CliError> {
-    let path = dir.join(".lock");
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
-    // SAFETY: flock on a descriptor we own; the lock goes away when it is closed.
-    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r == 0 {
-        return Ok(Some(DirLock { _file: file }));
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(None)
-    } else {
-        Err(CliError::new(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        )))
+fn try_lock(dir: &Path) -> Result<Option<shmbus::store::Lock>, CliError> {
+    match shmbus::store::lock(dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(StoreError::Locked { .. }) => Ok(None),
+        Err(e) => Err(CliError::new(e.to_string())),
     }
 }
 
