@@ -299,8 +299,13 @@ impl StoreTopic {
             if let Some(f) = &seg.footer {
                 let empty = f.count == 0;
                 let before_time = plan.from_time.is_some_and(|t| f.max_ts < t);
+                // `--to-time` is exclusive; a footer without a smallest timestamp
+                // (0, older files) never skips.
+                let after_time = plan
+                    .to_time
+                    .is_some_and(|t| f.min_ts() >= t && f.min_ts() > 0);
                 let before_pos = plan.from_position.is_some_and(|p| f.end_pos <= p);
-                if empty || before_time || before_pos {
+                if empty || before_time || after_time || before_pos {
                     stats.segments_skipped += 1;
                     continue;
                 }

@@ -53,7 +53,8 @@
 //! |     72 |    4 | crc32c of the data (offsets 64 to data end)             |
 //! |     76 |    4 | schema length                                           |
 //! |     80 |    4 | crc32c of the footer (this word zero) and the schema    |
-//! |     84 |   12 | reserved, zero                                          |
+//! |     84 |    8 | smallest timestamp (0: not recorded, as in older files) |
+//! |     92 |    4 | reserved, zero                                          |
 //! |     96 |    n | the topic's encoded schema ([`crate::schema::Schema`])   |
 //!
 //! ## Trailer (the last 16 bytes of a sealed file)
@@ -143,8 +144,19 @@ pub struct Footer {
     pub schema_len: u32,
     /// crc32c of the footer (with this field zero) and the schema.
     pub footer_crc: u32,
+    /// Smallest timestamp in the segment, little-endian, unaligned (see
+    /// [`Footer::min_ts`]).
+    pub min_ts_le: [u8; 8],
     /// Zero.
-    pub reserved: [u8; 12],
+    pub reserved: [u8; 4],
+}
+
+impl Footer {
+    /// Smallest timestamp in the segment (0 in footers written before it was kept:
+    /// readers then know nothing of it).
+    pub fn min_ts(&self) -> u64 {
+        u64::from_le_bytes(self.min_ts_le)
+    }
 }
 
 /// The trailer of a sealed segment.
@@ -359,6 +371,8 @@ pub struct Summary {
     pub last_ts: u64,
     /// Largest timestamp.
     pub max_ts: u64,
+    /// Smallest timestamp (0 when unknown or empty).
+    pub min_ts: u64,
     /// File offset after the last record.
     pub data_end: u64,
     /// crc32c of the records (see [`Summary::add_crc`]).
@@ -379,7 +393,9 @@ impl Summary {
         if self.count == 0 {
             self.first_pos = position;
             self.first_ts = timestamp;
+            self.min_ts = timestamp;
         }
+        self.min_ts = self.min_ts.min(timestamp);
         self.count += 1;
         self.last_pos = position;
         self.last_ts = timestamp;
@@ -408,7 +424,8 @@ impl Summary {
             data_crc: self.crc,
             schema_len: schema.len() as u32,
             footer_crc: 0,
-            reserved: [0; 12],
+            min_ts_le: self.min_ts.to_le_bytes(),
+            reserved: [0; 4],
         };
         f.footer_crc = crc32c::crc32c_append(crc32c::crc32c(f.as_bytes()), schema);
         let mut out = Vec::with_capacity(FOOTER_SIZE + schema.len() + TRAILER_SIZE);
@@ -1025,6 +1042,7 @@ impl SegmentReader {
                 first_ts: f.first_ts,
                 last_ts: f.last_ts,
                 max_ts: f.max_ts,
+                min_ts: f.min_ts(),
                 data_end: f.data_end,
                 crc: f.data_crc,
             };

@@ -547,6 +547,26 @@ fn windows_and_time_ranges_skip_segments() {
     assert_eq!(field(&err, "segments_skipped"), "3");
     assert_eq!(field(&err, "records_scanned"), "50");
 
+    // An end inside segment 1: segments 2 and 3 start at or after it (the smallest
+    // timestamp in their footers) and are skipped without being read.
+    let (code, out, err) = env.run(&[
+        "query",
+        "timed",
+        "--store",
+        store,
+        "--format",
+        "json",
+        "--to-time",
+        &(T0 + 15 * SEC).to_string(),
+        "--agg",
+        "count",
+        "--stats",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(field(&out, "count"), "100");
+    assert_eq!(field(&err, "segments_skipped"), "2");
+    assert_eq!(field(&err, "records_scanned"), "100");
+
     // A start inside segment 1: the index finds the record, earlier ones are not read.
     let from = (T0 + 14 * SEC).to_string();
     let (_, out, err) = env.run(&[
