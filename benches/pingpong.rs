@@ -9,8 +9,10 @@
 //!   events (`#[shmbus::event] struct Ev { seq, a, b, c: u64 }`, rkyv-archived, sent
 //!   with `send`, received with `recv` and validated) and `Wait::Spin` subscribers,
 //! - (c) one-producer → one-subscriber throughput between the two processes for the
-//!   same 32-byte events: the subscriber checks every sequence number; (c2) the same
-//!   events published with `send_batch`, 64 per call,
+//!   same 32-byte events, one `send` per event from the topic's exclusive publisher
+//!   (`Topic::exclusive_publisher`): the subscriber checks every sequence number;
+//!   (c1) the same from a shared publisher (`Topic::publisher`, claims by CAS);
+//!   (c2) the same events from the exclusive publisher with `send_batch`, 64 per call,
 //! - (d) the same round trip between **two C processes** through the C ABI
 //!   (`bindings/c/bench/pingpong.c`, compiled here with `cc -O2` against a freshly
 //!   built `libshmbus.so`): 32-byte raw events, spinning subscribers, the pong side
@@ -499,6 +501,32 @@ fn watch_child(pid: u32, quitting: Arc<AtomicBool>, dir: PathBuf) {
     });
 }
 
+/// (c): `cfg.reps` runs of `cfg.events` single sends from `tp`; the rates, sorted.
+fn per_event_rates(
+    cfg: &Config,
+    ping: &mut Publisher<Ev>,
+    pongs: &mut Subscriber<Ev>,
+    tp: &mut Publisher<Ev>,
+    seq: &mut u64,
+) -> Vec<f64> {
+    let mut rates = Vec::new();
+    for rep in 0..cfg.reps {
+        *seq += 1;
+        ping.send(&ev(*seq, CMD_THROUGHPUT, cfg.events))
+            .expect("send command");
+        let t0 = Instant::now();
+        for i in 0..cfg.events {
+            tp.send(&ev(i, 0, rep as u64)).expect("send");
+        }
+        let (s, cmd, n) = recv_pong(pongs);
+        let dt = t0.elapsed();
+        assert_eq!((s, cmd, n), (*seq, CMD_THROUGHPUT, cfg.events), "done");
+        rates.push(cfg.events as f64 / dt.as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    rates
+}
+
 fn recv_pong(sub: &mut Subscriber<Ev>) -> (u64, u64, u64) {
     let m = sub.recv().expect("recv pong");
     (m.seq.to_native(), m.a.to_native(), m.b.to_native())
@@ -549,7 +577,9 @@ fn main() {
     let t = open_topics(&bus, cfg.trusted);
     let mut pongs = subscribe(&t.pong);
     let mut ping = publisher(&t.ping);
-    let mut tp = publisher(&t.tp);
+    // The throughput runs' only publisher: exclusive (see `Topic::exclusive_publisher`).
+    let mut tp = t.tp.exclusive_publisher().expect("exclusive publisher");
+    tp.set_wait(Wait::Spin);
     let exe = std::env::current_exe().expect("current exe");
     let child = Command::new(exe)
         .env(ROLE_ENV, "pong")
@@ -587,21 +617,8 @@ fn main() {
     }
     let bus_lat = median_lat(&reps);
 
-    // (c) throughput: N events from this process to the other.
-    let mut rates = Vec::new();
-    for rep in 0..cfg.reps {
-        seq += 1;
-        ping.send(&ev(seq, CMD_THROUGHPUT, cfg.events))
-            .expect("send command");
-        let t0 = Instant::now();
-        for i in 0..cfg.events {
-            tp.send(&ev(i, 0, rep as u64)).expect("send");
-        }
-        let (s, cmd, n) = recv_pong(&mut pongs);
-        let dt = t0.elapsed();
-        assert_eq!((s, cmd, n), (seq, CMD_THROUGHPUT, cfg.events), "done");
-        rates.push(cfg.events as f64 / dt.as_secs_f64());
-    }
+    // (c) throughput: N events from this process to the other, one `send` each.
+    let rates = per_event_rates(&cfg, &mut ping, &mut pongs, &mut tp, &mut seq);
     // (c2) the same with `send_batch`, 64 events per call.
     const BATCH: u64 = 64;
     let mut batch_rates = Vec::new();
@@ -623,13 +640,17 @@ fn main() {
         assert_eq!((s, cmd, n), (seq, CMD_THROUGHPUT, cfg.events), "done");
         batch_rates.push(cfg.events as f64 / dt.as_secs_f64());
     }
+    // (c1) the same as (c) from a shared publisher (several may publish on the topic).
+    drop(tp);
+    let mut tp = publisher(&t.tp);
+    let shared_rates = per_event_rates(&cfg, &mut ping, &mut pongs, &mut tp, &mut seq);
     batch_rates.sort_by(f64::total_cmp);
     let batch_rate = batch_rates[batch_rates.len() / 2];
     seq += 1;
     quitting.store(true, Ordering::SeqCst);
     ping.send(&ev(seq, CMD_QUIT, 0)).expect("send quit");
-    rates.sort_by(f64::total_cmp);
     let rate = rates[rates.len() / 2];
+    let shared_rate = shared_rates[shared_rates.len() / 2];
     // The pong process spins on CPU B until it has quit; (d) needs that CPU.
     if let Some(mut c) = cleanup.child.take() {
         let _ = c.wait();
@@ -687,6 +708,14 @@ fn main() {
         rate * 32.0 / 1e9,
         rate * 64.0 / 1e9,
         rates
+            .iter()
+            .map(|r| (r / 1e4).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "(c1) throughput, shared publisher: {:.2} M events/s  median of {:?} M/s",
+        shared_rate / 1e6,
+        shared_rates
             .iter()
             .map(|r| (r / 1e4).round() / 100.0)
             .collect::<Vec<_>>()

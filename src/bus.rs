@@ -1061,4 +1061,76 @@ impl<E: Payload> Topic<E> {
         }
         Err(AttachError::TooManyProducers)
     }
+
+    /// Whether the exclusive-producer word `w` names a live producer other than the
+    /// one in slot `mine`.
+    fn exclusive_holder_alive(&self, w: u64, mine: usize) -> bool {
+        let slot = (w & 0xffff_ffff) as usize;
+        if slot == 0 || slot > MAX_PRODUCERS || slot - 1 == mine {
+            return false;
+        }
+        let o = self
+            .inner
+            .ring
+            .pword(slot - 1, P_OWNER)
+            .load(Ordering::SeqCst);
+        owner_state(o) == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o))
+    }
+
+    /// A shared publisher in slot `slot` just registered: refuse if an exclusive one
+    /// holds the topic. (Dekker with [`Topic::claim_exclusive`]: each side publishes
+    /// itself, fences, then looks for the other.)
+    pub(crate) fn check_not_exclusive(&self, slot: usize) -> Result<(), AttachError> {
+        use crate::ring::Memory;
+        crate::sync::fence(Ordering::SeqCst);
+        let w = self
+            .inner
+            .ring
+            .mem
+            .word(OFF_EXCLUSIVE)
+            .load(Ordering::SeqCst);
+        if self.exclusive_holder_alive(w, slot) {
+            return Err(AttachError::ExclusivePublisher);
+        }
+        Ok(())
+    }
+
+    /// Make the publisher in slot `slot` the topic's only one: take the exclusive word
+    /// (from nobody, or from a holder that died), then check that no other live
+    /// producer is attached.
+    pub(crate) fn claim_exclusive(&self, slot: usize, light: bool) -> Result<(), AttachError> {
+        use crate::ring::Memory;
+        let r = &self.inner.ring;
+        let word = r.mem.word(OFF_EXCLUSIVE);
+        let me = (slot as u64 + 1) | if light { EXCLUSIVE_LIGHT } else { 0 };
+        loop {
+            let w = word.load(Ordering::SeqCst);
+            if self.exclusive_holder_alive(w, slot) {
+                return Err(AttachError::ExclusivePublisher);
+            }
+            if word
+                .compare_exchange(w, me, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        crate::sync::fence(Ordering::SeqCst);
+        for i in (0..MAX_PRODUCERS).filter(|&i| i != slot) {
+            let o = r.pword(i, P_OWNER).load(Ordering::SeqCst);
+            if owner_state(o) == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
+                let _ = word.compare_exchange(me, 0, Ordering::SeqCst, Ordering::Relaxed);
+                return Err(AttachError::PublishersAttached);
+            }
+        }
+        Ok(())
+    }
+
+    /// Free producer slot `slot` (a publisher that could not attach after all).
+    pub(crate) fn free_producer(&self, slot: usize) {
+        self.inner
+            .ring
+            .pword(slot, P_OWNER)
+            .store(SLOT_FREE, Ordering::Release);
+    }
 }

@@ -91,6 +91,11 @@ pub enum OpenError {
 pub enum AttachError {
     /// Every producer slot is taken by a live process.
     TooManyProducers,
+    /// Another publisher holds this topic exclusively (see
+    /// [`crate::Topic::exclusive_publisher`]).
+    ExclusivePublisher,
+    /// An exclusive publisher was asked for, but other publishers are attached.
+    PublishersAttached,
     /// Every consumer slot is taken.
     TooManySubscribers,
     /// A live subscriber already holds this name.
@@ -246,6 +251,13 @@ impl fmt::Display for AttachError {
                 f,
                 "all {} producer slots are held by live processes",
                 crate::layout::MAX_PRODUCERS
+            ),
+            AttachError::ExclusivePublisher => {
+                write!(f, "another publisher holds this topic exclusively")
+            }
+            AttachError::PublishersAttached => write!(
+                f,
+                "cannot publish exclusively: other publishers are attached to this topic"
             ),
             AttachError::TooManySubscribers => write!(
                 f,

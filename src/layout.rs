@@ -25,7 +25,10 @@
 //! |     92 |     4 | maximum payload length                                     |
 //! |     96 |   160 | reserved, zero                                             |
 //! |    256 |   128 | tail: next position to claim (own line)                    |
-//! |    384 |   128 | limit cache: highest claim end producers may reach         |
+//! |    384 |     8 | limit cache: highest claim end producers may reach         |
+//! |    392 |     8 | horizon: how far an exclusive producer may write unchecked |
+//! |    400 |     8 | exclusive producer: slot + 1, bit 32 = light wake; 0 = none |
+//! |    408 |   104 | reserved, zero                                             |
 //! |    512 |   128 | consumer generation: bumped when a consumer joins          |
 //! |    640 |   128 | waiter line: u32 futex sequence, u32 sleeping waiters      |
 //! |    768 |   128 | unblock lock: pid << 32 of the holder, 0 when free         |
@@ -79,7 +82,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `b"SHMBUS\0R"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0R");
 /// The ring file format version this build reads and writes.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The ready state, stored last (release) when a ring file is complete.
 pub const READY: u32 = 0x5245_4459;
 /// Size of the header in bytes; the data region starts here.
@@ -88,6 +91,10 @@ pub const HEADER_SIZE: usize = 65536;
 pub(crate) const OFF_READY: usize = 12;
 pub(crate) const OFF_TAIL: usize = 256;
 pub(crate) const OFF_LIMIT: usize = 384;
+pub(crate) const OFF_HORIZON: usize = 392;
+pub(crate) const OFF_EXCLUSIVE: usize = 400;
+/// In the exclusive-producer word: the producer relies on sleepers' `membarrier`.
+pub(crate) const EXCLUSIVE_LIGHT: u64 = 1 << 32;
 pub(crate) const OFF_GEN: usize = 512;
 pub(crate) const OFF_FUTEX_SEQ: usize = 640;
 pub(crate) const OFF_FUTEX_WAITERS: usize = 644;

@@ -46,7 +46,7 @@ impl LoomMem {
             w64: Mutex::new(HashMap::new()),
             w32: Mutex::new(HashMap::new()),
         };
-        for off in [OFF_TAIL, OFF_LIMIT, OFF_GEN] {
+        for off in [OFF_TAIL, OFF_LIMIT, OFF_GEN, OFF_HORIZON, OFF_EXCLUSIVE] {
             m.word(off);
         }
         m.word32(OFF_FUTEX_SEQ);
@@ -441,5 +441,80 @@ fn loom_join_races_claim() {
         let seen = consume(&r, JOINER, at, n);
         p.join().unwrap();
         assert_eq!(seen.last().map(|s| s.0), Some(256));
+    });
+}
+
+/// An exclusive producer's cursor (plain tail stores, horizon instead of a generation
+/// check per claim).
+fn exclusive_cursor() -> ProducerCursor {
+    let mut cur = ProducerCursor::new(0);
+    cur.exclusive = true;
+    cur
+}
+
+/// (e) An exclusive producer writes the next record without any check, because it is
+/// inside the horizon it published earlier, while a consumer joins at position 0. The
+/// joiner starts no earlier than a capacity before that horizon, so the unchecked
+/// write (which reuses position 0's bytes) never touches what it reads.
+#[test]
+fn loom_exclusive_claim_inside_the_horizon_races_join() {
+    model(|| {
+        let r = ring(256);
+        const JOINER: usize = 1;
+        let live = Live::new();
+        let mut cur = exclusive_cursor();
+        for k in 0..4 {
+            assert_eq!(publish(&r, &mut cur, 8, &live).0, 64 * k);
+        }
+        // The fourth claim stepped the horizon to 256 + 128.
+        assert_eq!(cur.horizon, 384);
+        let p = {
+            let r = r.clone();
+            thread::spawn(move || {
+                let live = Live::new();
+                assert_eq!(publish(&r, &mut cur, 8, &live).0, 256);
+                assert_eq!(cur.horizon, 384, "no new check inside the horizon");
+            })
+        };
+        register(&r, JOINER, 0);
+        let at = r.join(JOINER, 0);
+        // A capacity before the horizon, or the next lap start when the walk from this
+        // lap's start finds it already overwritten.
+        assert!(at == 128 || at == 256, "joined at {at}");
+        let seen = consume(&r, JOINER, at, ((320 - at) / 64) as usize);
+        p.join().unwrap();
+        assert_eq!(seen.last().map(|s| s.0), Some(256));
+    });
+}
+
+/// (f) An exclusive producer steps its horizon (publish, fence, generation check) for
+/// a claim that reuses the bytes of position 128, while a consumer joins there.
+/// Either the producer sees the joiner and waits for it, or the joiner sees the new
+/// horizon and starts after it; nothing it reads is overwritten.
+#[test]
+fn loom_exclusive_horizon_step_races_join() {
+    model(|| {
+        let r = ring(256);
+        const JOINER: usize = 1;
+        let live = Live::new();
+        let mut cur = exclusive_cursor();
+        for k in 0..6 {
+            assert_eq!(publish(&r, &mut cur, 8, &live).0, 64 * k);
+        }
+        assert_eq!(cur.horizon, 384);
+        let p = {
+            let r = r.clone();
+            thread::spawn(move || {
+                let live = Live::new();
+                assert_eq!(publish(&r, &mut cur, 8, &live).0, 384);
+            })
+        };
+        register(&r, JOINER, 128);
+        let at = r.join(JOINER, 128);
+        assert!([128, 256, 320].contains(&at), "joined at {at}");
+        let n = ((448 - at) / 64) as usize;
+        let seen = consume(&r, JOINER, at, n);
+        p.join().unwrap();
+        assert_eq!(seen.last().map(|s| s.0), Some(384));
     });
 }

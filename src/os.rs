@@ -113,6 +113,62 @@ pub(crate) fn futex_wake_all(word: &std::sync::atomic::AtomicU32) {
     }
 }
 
+#[cfg(not(loom))]
+const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
+#[cfg(not(loom))]
+const MEMBARRIER_CMD_GLOBAL_EXPEDITED: libc::c_long = 1 << 1;
+#[cfg(not(loom))]
+const MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED: libc::c_long = 1 << 2;
+
+#[cfg(not(loom))]
+fn membarrier(cmd: libc::c_long) -> libc::c_long {
+    // SAFETY: membarrier takes two integer arguments and touches no memory of ours.
+    unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_long) }
+}
+
+/// Register this process for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` (once).
+/// Returns whether it is registered: then a sleeper's [`heavy_barrier`] runs a full
+/// memory barrier on every thread of this process that is running, and this
+/// process's exclusive publishers may skip their own fence before the waiter check.
+/// `SHMBUS_NO_MEMBARRIER` (any value) turns this off.
+#[cfg(not(loom))]
+pub(crate) fn light_wake() -> bool {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        if std::env::var_os("SHMBUS_NO_MEMBARRIER").is_some() {
+            return false;
+        }
+        let q = membarrier(MEMBARRIER_CMD_QUERY);
+        let want = MEMBARRIER_CMD_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED;
+        q >= 0 && q & want == want && membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
+    })
+}
+
+/// Loom cannot model `membarrier`: producers keep their fence.
+#[cfg(loom)]
+pub(crate) fn light_wake() -> bool {
+    false
+}
+
+/// The sleeper's half of the wake-up barrier: a full memory barrier on every running
+/// thread of every process registered by [`light_wake`]. Returns false when it could
+/// not be issued (no kernel support, or a seccomp filter refused it): the caller must
+/// then not sleep for long, since a producer may have missed its announcement.
+#[cfg(not(loom))]
+pub(crate) fn heavy_barrier() -> bool {
+    static REFUSED: OnceLock<bool> = OnceLock::new();
+    // Test hook: behave as if a seccomp filter refused membarrier.
+    if *REFUSED.get_or_init(|| std::env::var_os("SHMBUS_FAULT_NO_MEMBARRIER").is_some()) {
+        return false;
+    }
+    membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0
+}
+
+#[cfg(loom)]
+pub(crate) fn heavy_barrier() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,6 +134,15 @@ pub(crate) struct ProducerCursor {
     /// Consumer slot -> (position, monotonic ns first seen there) for stuck detection.
     pub stuck: Vec<(u64, u64)>,
     pub last_resolve_ns: u64,
+    /// The only producer of the ring (see [`Ring::try_claim_span`]): claims are plain
+    /// tail stores, and the joiner check runs once per horizon step, not per claim.
+    pub exclusive: bool,
+    /// Exclusive producers: the horizon this producer published and checked joiners
+    /// against; claims ending at or before it need no check.
+    pub horizon: u64,
+    /// Sleepers force the wake-up barrier with `membarrier` (this process registered
+    /// for it), so a commit needs no fence of its own before the waiter check.
+    pub light_wake: bool,
 }
 
 impl ProducerCursor {
@@ -147,6 +156,9 @@ impl ProducerCursor {
             stalls: 0,
             stuck: vec![(u64::MAX, 0); MAX_CONSUMERS],
             last_resolve_ns: 0,
+            exclusive: false,
+            horizon: 0,
+            light_wake: false,
         }
     }
 }
@@ -259,6 +271,9 @@ impl<M: Memory> Ring<M> {
         size: u64,
         live: &impl Liveness,
     ) -> Result<(u64, bool), ClaimFail> {
+        if cur.exclusive {
+            return self.try_claim_exclusive(cur, size, live);
+        }
         let reliable = self.p.mode == Mode::Reliable;
         let intent = self.pword(cur.slot, P_CLAIM);
         let (start, end) = loop {
@@ -312,6 +327,84 @@ impl<M: Memory> Ring<M> {
                 must_wait = end > cur.limit;
             }
         }
+        self.pad_to(cur, start, end, size, must_wait, live)
+    }
+
+    /// The exclusive producer's claim: nobody else moves the tail, so it is a plain
+    /// store, not a CAS. Joiners are kept safe by the *horizon* instead of a
+    /// generation check after every claim: before writing past the horizon, the
+    /// producer publishes a new one (up to an eighth of the ring ahead, within its
+    /// limit), then checks the generation (a SeqCst pair with [`Ring::join`], which
+    /// reads the horizon after its generation bump and joins no earlier than one
+    /// capacity before it). Either the producer sees the joiner (and rescans before
+    /// writing), or the joiner starts past every byte the producer writes before its
+    /// next check.
+    #[inline]
+    fn try_claim_exclusive(
+        &self,
+        cur: &mut ProducerCursor,
+        size: u64,
+        live: &impl Liveness,
+    ) -> Result<(u64, bool), ClaimFail> {
+        let reliable = self.p.mode == Mode::Reliable;
+        // Only this producer stores the tail; a scribbled one is rounded up (as in the
+        // shared path: readers skip the bytes in between as a gap).
+        let t = self.tail().load(Ordering::Relaxed);
+        let t = t.wrapping_add(FLAG_MASK) & !FLAG_MASK;
+        let off = t & self.mask;
+        let pad = if off + size > self.p.capacity {
+            self.p.capacity - off
+        } else {
+            0
+        };
+        let end = t.wrapping_add(pad).wrapping_add(size);
+        let mut must_wait = false;
+        if reliable {
+            if end > cur.limit {
+                self.refresh_limit(cur);
+                if end > cur.limit {
+                    self.resolve_blockers(cur, end, live);
+                    if end > cur.limit {
+                        return Err(ClaimFail::Full);
+                    }
+                }
+            }
+            if end > cur.horizon {
+                let lead = (self.p.capacity / 8).max(2 * RECORD_ALIGN);
+                let h = end.saturating_add(lead).min(cur.limit).max(end);
+                self.mem.word(OFF_HORIZON).store(h, Ordering::SeqCst);
+                // Pairs with the joiner's generation bump then horizon load.
+                fence(Ordering::SeqCst);
+                let gen = self.mem.word(OFF_GEN).load(Ordering::SeqCst);
+                if gen != cur.gen {
+                    self.refresh_limit(cur);
+                    must_wait = end > cur.limit;
+                }
+                cur.horizon = h;
+            }
+        }
+        self.pword(cur.slot, P_CLAIM).store(t, Ordering::Relaxed);
+        // Release: the intent is visible to whoever sees the new tail (`unblock`).
+        self.tail().store(end, Ordering::Release);
+        // The tail store comes before the record bytes for a lossy reader that copies
+        // them and then checks the tail (`still_valid`): free on x86.
+        fence(Ordering::Release);
+
+        self.pad_to(cur, t, end, size, must_wait, live)
+    }
+
+    /// After a claim of `[start, end)`: commit the padding to the end of the lap in
+    /// front of the span, if any, and return the span's position.
+    #[inline]
+    fn pad_to(
+        &self,
+        cur: &mut ProducerCursor,
+        start: u64,
+        end: u64,
+        size: u64,
+        mut must_wait: bool,
+        live: &impl Liveness,
+    ) -> Result<(u64, bool), ClaimFail> {
         let pos = end.wrapping_sub(size);
         if pos != start {
             // Padding to the end of the lap, committed at once. If we must wait for a
@@ -510,7 +603,7 @@ impl<M: Memory> Ring<M> {
             .store(cur.records, Ordering::Relaxed);
         self.pword(cur.slot, P_BYTES)
             .store(cur.bytes, Ordering::Relaxed);
-        self.wake();
+        self.wake_from(cur.light_wake);
     }
 
     /// Turn an owned claim into padding (an abandoned grant).
@@ -520,14 +613,30 @@ impl<M: Memory> Ring<M> {
             .store(claim.pos | COMMITTED | PADDING, Ordering::Release);
         self.pword(cur.slot, P_CLAIM)
             .store(NO_CLAIM, Ordering::Release);
-        self.wake();
+        self.wake_from(cur.light_wake);
     }
 
     /// Wake sleepers. The SeqCst fence orders the commit store before the waiter
     /// count load (Dekker with the sleeper's increment-then-recheck).
     #[inline]
     pub fn wake(&self) {
-        fence(Ordering::SeqCst);
+        self.wake_from(false);
+    }
+
+    /// Wake sleepers, from a producer. With `light`, the producer's process is
+    /// registered for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` and every sleeper
+    /// issues that barrier between announcing itself and re-checking the commit word
+    /// (or sleeps with a short timeout when it cannot): the barrier then runs on this
+    /// thread in the sleeper's place, so a compiler fence is enough here. Without it,
+    /// the SeqCst fence orders the commit store before the waiter count load (Dekker
+    /// with the sleeper's increment-then-recheck).
+    #[inline]
+    pub fn wake_from(&self, light: bool) {
+        if light {
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
         if self.mem.word32(OFF_FUTEX_WAITERS).load(Ordering::Relaxed) != 0 {
             self.mem
                 .word32(OFF_FUTEX_SEQ)
@@ -661,10 +770,16 @@ impl<M: Memory> Ring<M> {
             // Pairs with the producers' generation load after their tail CAS.
             self.mem.word(OFF_GEN).fetch_add(1, Ordering::SeqCst);
             sc_pair_point();
-            if self.intact(at) {
+            // An exclusive producer may write up to its horizon before it checks the
+            // generation again (see `try_claim_exclusive`).
+            // An honest horizon is at most a claim plus an eighth of the ring past the
+            // tail; a scribbled one is cut there, so the loop ends.
+            let t = self.tail_boundary();
+            let h = self.mem.word(OFF_HORIZON).load(Ordering::SeqCst) & !FLAG_MASK;
+            let t = t.max(h.min(t.saturating_add(self.p.capacity / 2)));
+            if t <= at.saturating_add(self.p.capacity) {
                 return at;
             }
-            let t = self.tail_boundary();
             at = self.boundary_at_or_after(t.saturating_sub(self.p.capacity));
         }
     }

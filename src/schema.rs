@@ -219,6 +219,18 @@ impl Kind {
         })
     }
 
+    /// Whether the archived value is all inline, with nothing out of line: its size
+    /// is then always [`Kind::size`] (no strings or vectors anywhere inside).
+    pub fn is_inline(&self) -> bool {
+        match self {
+            Kind::String | Kind::Bytes | Kind::Vec(_) => false,
+            Kind::Array { elem, .. } => elem.is_inline(),
+            Kind::Option(inner) => inner.is_inline(),
+            Kind::Struct(s) => s.fields.iter().all(|f| f.kind.is_inline()),
+            _ => true,
+        }
+    }
+
     /// `size_of` the archived value. Exact for kinds inside a [`Schema`] (which are
     /// validated); `u32::MAX` for a hand-built kind whose size overflows.
     pub fn size(&self) -> u32 {

@@ -699,11 +699,19 @@ impl<E: Payload> Subscriber<E> {
         flags.fetch_or(C_FLAG_SLEEPING, Ordering::SeqCst);
         waiters.fetch_add(1, Ordering::SeqCst);
         let seq = seq_word.load(Ordering::SeqCst);
+        // An exclusive producer with a light wake skips its fence before the waiter
+        // check: the barrier runs here, on its threads, instead (see `Ring::wake_from`).
+        // A producer that attaches after this load fences on attach and so sees the
+        // announcement above.
+        let light = ring.mem.word(OFF_EXCLUSIVE).load(Ordering::SeqCst) & EXCLUSIVE_LIGHT != 0;
+        let barrier = !light || crate::os::heavy_barrier();
         if matches!(ring.read_at(self.pos), Read::NotYet) {
             ring.cword(self.slot, C_HEARTBEAT)
                 .store(crate::os::now_ns(), Ordering::Relaxed);
-            // Wake up in time to check for abandoned claims and deadlines.
-            let mut ns = (ring.p.unblock_timeout_ns / 2).clamp(1_000_000, 1_000_000_000);
+            // Wake up in time to check for abandoned claims and deadlines; soon if the
+            // barrier could not be issued (the producer may have missed us).
+            let cap = if barrier { 1_000_000_000 } else { 10_000_000 };
+            let mut ns = (ring.p.unblock_timeout_ns / 2).clamp(1_000_000, cap);
             if let Some(d) = deadline {
                 ns = ns.min(d.saturating_sub(now).max(1));
             }

@@ -156,7 +156,8 @@ typedef enum {
    */
   SHMBUS_ERR_MISMATCH = 8,
   /**
-   * Every producer (or subscriber) slot of the topic is taken.
+   * Every producer (or subscriber) slot of the topic is taken, or a publisher
+   * holds the topic exclusively.
    */
   SHMBUS_ERR_NO_SLOT = 9,
   /**

@@ -37,7 +37,8 @@ pub enum shmbus_status {
     SHMBUS_ERR_BAD_FILE = 7,
     /// The topic exists with another capacity, mode or event type than requested.
     SHMBUS_ERR_MISMATCH = 8,
-    /// Every producer (or subscriber) slot of the topic is taken.
+    /// Every producer (or subscriber) slot of the topic is taken, or a publisher
+    /// holds the topic exclusively.
     SHMBUS_ERR_NO_SLOT = 9,
     /// A live subscriber already holds this subscriber name.
     SHMBUS_ERR_NAME_IN_USE = 10,
@@ -261,7 +262,10 @@ impl From<AttachError> for Failure {
     #[inline(never)]
     fn from(e: AttachError) -> Failure {
         let code = match &e {
-            AttachError::TooManyProducers | AttachError::TooManySubscribers => SHMBUS_ERR_NO_SLOT,
+            AttachError::TooManyProducers
+            | AttachError::TooManySubscribers
+            | AttachError::ExclusivePublisher
+            | AttachError::PublishersAttached => SHMBUS_ERR_NO_SLOT,
             AttachError::NameInUse(_) => SHMBUS_ERR_NAME_IN_USE,
             AttachError::InvalidName(_) => SHMBUS_ERR_INVALID_ARGUMENT,
             AttachError::InvalidPosition(_) | AttachError::PositionLost { .. } => {
