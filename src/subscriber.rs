@@ -199,7 +199,10 @@ impl<E: Payload> SubscriberBuilder<E> {
         } else {
             want
         };
-        if at != want && !self.accept_loss {
+        // `Start::Earliest` means the oldest boundary a joiner may take, and that can
+        // move while it joins (see `Ring::join`): only an asked-for position is lost.
+        let asked = resume.is_some() || matches!(self.start, Start::Position(_));
+        if at != want && asked && !self.accept_loss {
             if resume.is_some() {
                 // Keep the name's durable position (`join` moved it to `at`): it is where
                 // a replay from the store resumes. Parked as evicted, it does not hold

@@ -34,6 +34,13 @@ fn child(role: String) {
                 p.send(&msg(arg(1) as u32, seq)).unwrap();
             }
         }
+        // xpub:<id>:<count>: as `pub`, through the topic's exclusive publisher.
+        "xpub" => {
+            let mut p = topic.exclusive_publisher().unwrap();
+            for seq in 0..arg(2) {
+                p.send(&msg(arg(1) as u32, seq)).unwrap();
+            }
+        }
         // batch:<id>:<count>:<batch>: publish count events in batches of `batch`.
         "batch" => {
             let mut p = topic.publisher().unwrap();
@@ -137,13 +144,18 @@ fn drain(
 }
 
 fn fault_point_case(test: &str, point: &str) {
+    fault_case(test, point, "pub:0:1000");
+}
+
+/// Producer 0 (role `faulty`) publishes 100 events and dies at the exact step `point`
+/// of its 101st; then a shared producer publishes 3000 behind the abandoned claim.
+fn fault_case(test: &str, point: &str, faulty: &str) {
     let tb = TempBus::new(point);
     let topic = open_topic(&tb.bus());
     let mut sub = topic.subscriber().start(Start::Position(0)).open().unwrap();
-    // Producer 0 publishes 100 events and dies at the exact step of its 101st.
     let faulty = spawn_role(
         test,
-        "pub:0:1000",
+        faulty,
         &tb.dir,
         &[
             ("SHMBUS_FAULT", point.to_string()),
@@ -199,6 +211,30 @@ fn producer_killed_before_commit_leaves_one_gap_and_loses_nothing_committed() {
     fault_point_case(
         "producer_killed_before_commit_leaves_one_gap_and_loses_nothing_committed",
         "before_commit",
+    );
+}
+
+#[test]
+fn exclusive_producer_killed_after_claim_leaves_one_gap_and_a_shared_one_takes_over() {
+    if let Some(r) = role() {
+        return child(r);
+    }
+    fault_case(
+        "exclusive_producer_killed_after_claim_leaves_one_gap_and_a_shared_one_takes_over",
+        "after_claim",
+        "xpub:0:1000",
+    );
+}
+
+#[test]
+fn exclusive_producer_killed_before_commit_leaves_one_gap_and_a_shared_one_takes_over() {
+    if let Some(r) = role() {
+        return child(r);
+    }
+    fault_case(
+        "exclusive_producer_killed_before_commit_leaves_one_gap_and_a_shared_one_takes_over",
+        "before_commit",
+        "xpub:0:1000",
     );
 }
 
