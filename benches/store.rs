@@ -25,11 +25,13 @@
 //! cargo bench --bench store                 # full run (~2 GB written, ~1 min)
 //! cargo bench --bench store -- --quick      # smaller counts
 //! cargo bench --bench store -- --markdown-out target/store-bench.md
-//! cargo bench --bench store -- --only bandwidth   # or latency (for profiling)
+//! cargo bench --bench store -- --only bandwidth   # or raw, or latency (for profiling)
 //! ```
 //!
-//! `SHMBUS_BENCH_PWRITE=1` makes the bandwidth run use the `pwrite` backend instead of
-//! io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size (default 256).
+//! `SHMBUS_BENCH_MIB=n` sets the bytes of both bandwidth runs (default 1024, 256 with
+//! `--quick`); `SHMBUS_BENCH_PWRITE=1` makes the bandwidth run use the `pwrite` backend
+//! instead of io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size
+//! (default 256).
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -75,7 +77,11 @@ impl Config {
             .unwrap_or_else(std::env::temp_dir);
         Config {
             quick,
-            bytes: if quick { 256 << 20 } else { 1 << 30 },
+            bytes: std::env::var("SHMBUS_BENCH_MIB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|m| m << 20)
+                .unwrap_or(if quick { 256 << 20 } else { 1 << 30 }),
             events: if quick { 200_000 } else { 1_000_000 },
             rate: 100_000,
             markdown_out,
@@ -289,6 +295,12 @@ fn main() {
         return;
     }
     let cfg = Config::from_args();
+    if cfg.only.as_deref() == Some("raw") {
+        let raw_dir = Dirs::new(&cfg.store_root, "raw");
+        let raw = raw_bandwidth(&raw_dir.store, cfg.bytes);
+        println!("raw: {:.0} MB/s", raw / 1e6);
+        return;
+    }
     if cfg.only.as_deref() == Some("bandwidth") {
         let (bw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
         println!(
