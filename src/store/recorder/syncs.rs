@@ -109,10 +109,11 @@ impl SyncThread {
     }
 
     /// Wait until fewer than [`MAX_SEALS`] sealed segments wait for their sync, or
-    /// `stop()` says to stop waiting.
+    /// `stop()` says to stop waiting (or the thread ended, which only a panic does).
     pub(super) fn wait_for_room(&self, stop: impl Fn() -> bool) {
+        let ended = || self.thread.as_ref().is_none_or(|t| t.is_finished());
         let mut s = self.inner.lock();
-        while s.seals >= MAX_SEALS && !stop() {
+        while s.seals >= MAX_SEALS && !stop() && !ended() {
             s = self
                 .inner
                 .cv
