@@ -11,7 +11,11 @@
 //!   (`send_bytes_batch` of 16): bytes of records from the first send until the
 //!   recorder has persisted the last. Both clocks stop once the data is on disk (a
 //!   final `fdatasync` / `sync`), since the page cache alone takes writes many times
-//!   faster than the disk;
+//!   faster than the disk. Both write 4 GiB: with 1 GiB (the size until November
+//!   2026) the raw loop put it all in the page cache in ~0.13 s and then waited ~0.7 s
+//!   in its final `fdatasync`, never reaching its once-a-second sync, so it measured
+//!   one flush of a burst rather than a sustained rate; with 4 GiB both go through
+//!   several syncs and the kernel's dirty-page throttling;
 //! - (b) the publisher's send latency (p50, p99, p99.9; each `send_bytes` timed on its
 //!   own) at a paced rate of 1 KiB events, with the recorder running, versus the same
 //!   run without it (nobody subscribed);
@@ -22,14 +26,16 @@
 //! `--markdown-out <file>` as well.
 //!
 //! ```text
-//! cargo bench --bench store                 # full run (~2 GB written, ~1 min)
+//! cargo bench --bench store                 # full run (~9 GB written, ~1 min)
 //! cargo bench --bench store -- --quick      # smaller counts
 //! cargo bench --bench store -- --markdown-out target/store-bench.md
-//! cargo bench --bench store -- --only bandwidth   # or latency (for profiling)
+//! cargo bench --bench store -- --only bandwidth   # or raw, or latency (for profiling)
 //! ```
 //!
-//! `SHMBUS_BENCH_PWRITE=1` makes the bandwidth run use the `pwrite` backend instead of
-//! io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size (default 256).
+//! `SHMBUS_BENCH_MIB=n` sets the bytes of both bandwidth runs (default 4096, 256 with
+//! `--quick`); `SHMBUS_BENCH_PWRITE=1` makes the bandwidth run use the `pwrite` backend
+//! instead of io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size
+//! (default 256).
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -75,7 +81,11 @@ impl Config {
             .unwrap_or_else(std::env::temp_dir);
         Config {
             quick,
-            bytes: if quick { 256 << 20 } else { 1 << 30 },
+            bytes: std::env::var("SHMBUS_BENCH_MIB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|m| m << 20)
+                .unwrap_or(if quick { 256 << 20 } else { 4 << 30 }),
             events: if quick { 200_000 } else { 1_000_000 },
             rate: 100_000,
             markdown_out,
@@ -289,6 +299,12 @@ fn main() {
         return;
     }
     let cfg = Config::from_args();
+    if cfg.only.as_deref() == Some("raw") {
+        let raw_dir = Dirs::new(&cfg.store_root, "raw");
+        let raw = raw_bandwidth(&raw_dir.store, cfg.bytes);
+        println!("raw: {:.0} MB/s", raw / 1e6);
+        return;
+    }
     if cfg.only.as_deref() == Some("bandwidth") {
         let (bw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
         println!(

@@ -733,3 +733,85 @@ fn evicted_recorder_cuts_uncommitted_writes_back_to_its_last_commit() {
     assert!(resumed > 100, "nothing was lost?");
     assert_eq!(&seqs[100..], &(resumed..3000).collect::<Vec<_>>()[..]);
 }
+
+/// What a power failure can leave when a sealed segment was not synced (with
+/// `Fsync::Never`, or while the recorder's sync thread had not got to it) and the
+/// next segment exists: the sealed one without its footer on disk (still its
+/// preallocated size), and possibly without its last pages. Recovery keeps what the
+/// disk holds in order, and nothing after a hole.
+#[test]
+fn power_failure_before_a_sealed_segment_was_synced_recovers_a_prefix() {
+    let d = Dirs::new("power");
+    let topic = d
+        .bus()
+        .topic("t")
+        .capacity(1 << 18)
+        .open_or_create()
+        .unwrap();
+    let cfg = config(128 << 10);
+    let seg_size = cfg.segment_size;
+    let rec = Recorder::spawn(&topic, &d.store, cfg).unwrap();
+    let end = publish(&topic, 0, 0..5000);
+    assert!(rec.wait_persisted(end, Duration::from_secs(30)));
+    rec.stop().unwrap();
+    let src = d.topic_dir("t");
+    let segs = list_segments(&src).unwrap();
+    assert_eq!(segs.len(), 3);
+    let work = d.store.join("work");
+    let fresh = || {
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).unwrap();
+        for e in std::fs::read_dir(&src).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), work.join(e.file_name())).unwrap();
+        }
+    };
+    let mid = work.join(segs[1].path.file_name().unwrap());
+    let data_end = SegmentReader::open(&segs[1].path)
+        .unwrap()
+        .summary()
+        .data_end;
+
+    // Footer written, but the cut of the preallocated rest lost: nothing is missing.
+    fresh();
+    let f = std::fs::OpenOptions::new().write(true).open(&mid).unwrap();
+    f.set_len(seg_size).unwrap();
+    drop(f);
+    let rep = recover_topic(&work, &[], false).unwrap();
+    assert!(rep.removed.is_empty(), "{rep}");
+    assert_eq!(rep.truncated.len(), 1, "{rep}");
+    assert_eq!(rep.truncated[0].1, data_end, "{rep}");
+    check_exactly_once(&read_store(&work), 1, 5000);
+
+    // Its second half never reached the disk: cut there, and the last segment (which
+    // no sync reached either) removed.
+    fresh();
+    let mut b = std::fs::read(&mid).unwrap();
+    let hole = (data_end as usize / 2) & !4095;
+    b[hole..].fill(0);
+    b.resize(seg_size as usize, 0);
+    std::fs::write(&mid, &b).unwrap();
+    let rep = recover_topic(&work, &[], false).unwrap();
+    let last = work.join(segs[2].path.file_name().unwrap());
+    assert!(rep.removed.contains(&last), "{rep}");
+    assert!(rep.removed.contains(&last.with_extension("idx")), "{rep}");
+    assert_eq!(rep.truncated.len(), 1, "{rep}");
+    assert!(rep.truncated[0].1 <= hole as u64, "{rep}");
+    let seqs: Vec<u64> = read_store(&work).iter().map(|r| r.2).collect();
+    assert!(!seqs.is_empty() && (seqs.len() as u64) < segs[2].base / 64);
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(list_segments(&work).unwrap().len(), 2);
+    assert!(SegmentReader::open(&mid).unwrap().sealed());
+
+    // A segment before the last whose footer is there but damaged still is an error.
+    fresh();
+    let mut b = std::fs::read(&mid).unwrap();
+    b[data_end as usize / 2] ^= 0xff;
+    let n = b.len();
+    b[n - 20] ^= 0xff; // inside the footer (its checksum no longer matches)
+    std::fs::write(&mid, &b).unwrap();
+    match recover_topic(&work, &[], false) {
+        Err(StoreError::Corrupt { path, .. }) => assert_eq!(path, mid),
+        other => panic!("expected an error naming {}, got {other:?}", mid.display()),
+    }
+}

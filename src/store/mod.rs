@@ -79,7 +79,9 @@ pub use retention::{apply_retention, Retention, RetentionReport};
 pub use segment::{
     list_segments, Run, RunRecords, SegmentBuilder, SegmentInfo, SegmentReader, StoredRecord,
 };
-pub use storage::{FaultControl, FaultStorage, PwriteStorage, Storage, UringStorage, Write};
+pub use storage::{
+    FaultControl, FaultStorage, Fdatasync, PwriteStorage, Storage, Syncer, UringStorage, Write,
+};
 
 /// A store operation failed.
 #[derive(Debug)]

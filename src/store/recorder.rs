@@ -52,6 +52,23 @@
 //! [`RecorderConfig::segment_size`]; a recorder that was stopped sealed its segment, and
 //! the next one starts a new segment.
 //!
+//! # Syncing
+//!
+//! Sealing a segment does not wait for the disk: once its footer is written and the
+//! preallocated rest cut off, its files go to the recorder's **sync thread**, which
+//! `fdatasync`s them while the recorder goes on with the next segment (prepared
+//! ahead), so the disk writes one segment while the recorder fills the next. With
+//! [`Fsync::Interval`] the periodic syncs of the current segment, and of the store
+//! directory once a new segment has its name, go to the same thread; it runs its jobs
+//! in order, so a sync never completes before an earlier one. A failed sync is
+//! reported through [`RecorderHandle::take_errors`] with the file's path and retried
+//! every [`RecorderConfig::retry_interval`]; while two sealed segments wait for their
+//! sync the recorder waits before handing over a third, so a failing or slow disk
+//! holds the recorder back (and a reliable topic's ring keeps what comes meanwhile)
+//! instead of piling up unsynced segments. [`RecorderHandle::stop`] waits for the
+//! syncs still to do, gives up one that fails then and returns it as its error. With
+//! [`Fsync::EveryBatch`] the sync before each commit stays on the recorder's thread.
+//!
 //! # Durability ([`Fsync`])
 //!
 //! A crash of the recorder's process alone loses nothing that was committed to the
@@ -61,14 +78,24 @@
 //!
 //! - [`Fsync::Never`]: everything the kernel had not yet written back (typically up to
 //!   30 s), and possibly segments whose directory entries were not yet written.
-//! - [`Fsync::Interval`]: at most the last interval's records.
+//! - [`Fsync::Interval`]: what was written since the last completed sync began: about
+//!   one interval plus the time a sync takes (the recorder does not wait for it),
+//!   including the end of a segment sealed meanwhile. If syncs fail or the disk falls
+//!   behind, at most the two sealed segments waiting for their syncs and the current
+//!   one.
 //! - [`Fsync::EveryBatch`]: nothing the recorder committed: each batch (data and index
 //!   entries) is synced before its position is committed, so the ring still holds
 //!   anything not yet on stable storage (but the ring itself, in `/dev/shm`, does not
-//!   survive a power failure).
+//!   survive a power failure). A segment is sealed only once its records are
+//!   committed; a footer that the power failure lost is rewritten by recovery.
 //!
 //! Data and index are synced together, so what survives a power failure is always
-//! covered by checksums; recovery cuts whatever a torn batch left.
+//! covered by checksums; recovery cuts whatever a torn batch left. A sealed segment
+//! whose sync had not completed may have lost its footer or its last pages while the
+//! next segment exists; recovery then keeps the records up to the first hole and
+//! removes the later segments (see [`super::recovery`]). A segment whose footer
+//! reached the disk before some of its pages did is not detected by recovery: reading
+//! those records fails their run checksum (`shmbus verify` names the file and offset).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -82,7 +109,7 @@ use super::index::{self, IndexEntry};
 use super::recovery::{recover, OpenTail, RecoveryReport};
 use super::retention::{apply_retention, Retention};
 use super::segment::{self, encode_record, Summary, FOOTER_SIZE, SEG_HEADER, TRAILER_SIZE};
-use super::storage::{default_storage, Completion, Mapped, Source, Storage, Write};
+use super::storage::{default_storage, Completion, Mapped, Source, Storage, Syncer, Write};
 use super::{io_err, StoreError};
 use crate::bus::{Bus, Payload, Raw, Topic};
 use crate::error::{AttachError, RecvError};
@@ -90,13 +117,17 @@ use crate::layout::Mode;
 use crate::subscriber::{Start, Subscriber};
 use crate::wait::Wait;
 
+mod syncs;
+use syncs::{Job, SyncThread};
+
 /// When the recorder syncs segment data to stable storage. See the [module
 /// docs](self) for what each policy can lose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fsync {
     /// Never sync; the kernel writes back when it likes.
     Never,
-    /// Sync at most this often while data is being written.
+    /// Sync at most this often while data is being written (on the recorder's sync
+    /// thread: the recorder does not wait for it).
     Interval(Duration),
     /// Sync every completed write before committing its position.
     EveryBatch,
@@ -330,6 +361,14 @@ impl Recorder {
         let meta = topic.meta();
         let keep: Arc<dyn Send + Sync> = raw.inner.clone();
         let lossy = raw.mode() == Mode::Lossy;
+        let syncer = storage.syncer();
+        let syncs = SyncThread::spawn(
+            format!("shmbus-sync-{}", topic.name()),
+            syncer.clone(),
+            shared.clone(),
+            config.retry_interval,
+        )
+        .map_err(io_err(&dir, "spawn sync thread"))?;
         let mut rec = Rec {
             sub: Some(sub),
             topic: raw,
@@ -337,6 +376,8 @@ impl Recorder {
             dir: dir.clone(),
             cfg: config,
             storage,
+            syncer,
+            syncs,
             shared: shared.clone(),
             schema,
             type_id: meta.type_id,
@@ -491,13 +532,16 @@ impl RecorderHandle {
         self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
-    /// Stop: write what was received, seal the current segment and return the counters.
-    /// If writes keep failing it gives up on them (they stay in the ring, uncommitted,
-    /// for the next recorder).
+    /// Stop: write what was received, seal the current segment, wait for the syncs of
+    /// sealed segments still to do, and return the counters. If writes keep failing it
+    /// gives up on them (they stay in the ring, uncommitted, for the next recorder).
     ///
     /// # Errors
     ///
-    /// The error that ended the recorder, if it failed.
+    /// The error that ended the recorder, if it failed; otherwise the first sync that
+    /// failed while stopping and was given up (a [`StoreError::Io`] naming the file,
+    /// whose data may then not be on stable storage; every failure was also counted in
+    /// [`RecorderStats::errors`]).
     pub fn stop(mut self) -> Result<RecorderStats, StoreError> {
         self.finish()?;
         Ok(self.stats())
@@ -525,11 +569,23 @@ impl Drop for RecorderHandle {
 struct Seg {
     base: u64,
     path: PathBuf,
-    file: File,
+    /// Shared with the sync thread, which may still sync the files after the segment
+    /// is sealed.
+    file: Arc<File>,
     idx_path: PathBuf,
-    idx_file: File,
+    idx_file: Arc<File>,
     idx_len: u64,
     sum: Summary,
+}
+
+impl Seg {
+    /// The data file, then the index, for the sync thread.
+    fn files(&self) -> Vec<syncs::SegFile> {
+        vec![
+            (self.file.clone(), self.path.clone()),
+            (self.idx_file.clone(), self.idx_path.clone()),
+        ]
+    }
 }
 
 /// The state of the current segment as of a commit: what a rollback returns to.
@@ -576,6 +632,11 @@ struct Rec {
     dir: PathBuf,
     cfg: RecorderConfig,
     storage: Box<dyn Storage>,
+    /// Syncs on this thread ([`Fsync::EveryBatch`]).
+    syncer: Arc<dyn Syncer>,
+    /// Syncs sealed segments (and, with [`Fsync::Interval`], the current one) while
+    /// this thread writes on.
+    syncs: SyncThread,
     shared: Arc<Shared>,
     schema: Vec<u8>,
     type_id: u64,
@@ -634,6 +695,13 @@ impl Rec {
     }
 
     fn run(&mut self) -> Result<(), StoreError> {
+        let r = self.record();
+        // Wait for the syncs still to do (giving up those that fail).
+        let synced = self.syncs.finish();
+        r.and(synced)
+    }
+
+    fn record(&mut self) -> Result<(), StoreError> {
         let r = self.main_loop();
         match r {
             Ok(()) | Err(Halt::Stop) => {}
@@ -1094,13 +1162,13 @@ impl Rec {
         Ok(())
     }
 
-    /// Sync the current segment's data and index.
+    /// Sync the current segment's data and index on this thread.
     fn sync_segment(&mut self) -> bool {
         if let Some(seg) = &self.seg {
             let r = self
-                .storage
+                .syncer
                 .sync(seg.file.as_raw_fd())
-                .and_then(|()| self.storage.sync(seg.idx_file.as_raw_fd()));
+                .and_then(|()| self.syncer.sync(seg.idx_file.as_raw_fd()));
             if let Err(e) = r {
                 self.shared.report(io_err(&seg.path, "sync")(e));
                 return false;
@@ -1152,6 +1220,9 @@ impl Rec {
         Ok(())
     }
 
+    /// With [`Fsync::Interval`], once an interval has passed since the last sync,
+    /// have the sync thread sync the current segment (after any sealed segment still
+    /// waiting for its sync); a failure is reported and retried there.
     fn maybe_sync(&mut self) {
         let Fsync::Interval(every) = self.cfg.fsync else {
             return;
@@ -1159,8 +1230,11 @@ impl Rec {
         if !self.dirty || self.last_sync.elapsed() < every {
             return;
         }
-        if !self.sync_segment() {
+        let Some(seg) = &self.seg else {
             return;
+        };
+        if !self.syncs.push(Job::Interval(seg.files())) {
+            return; // the last one is still running: try again later
         }
         self.dirty = false;
         self.last_sync = Instant::now();
@@ -1180,14 +1254,25 @@ impl Rec {
     }
 
     /// Seal the current segment: write and commit everything, then the footer, cut the
-    /// preallocated rest, sync.
+    /// preallocated rest, and hand the files to the sync thread (waiting first if too
+    /// many sealed segments wait for their sync).
     fn seal(&mut self) -> Result<(), Halt> {
         self.flush()?;
         self.drain(true)?;
         self.try_commit();
-        if self.unsynced_commit.is_some() && self.sub.as_ref().is_none_or(|s| s.is_evicted()) {
-            // Its last writes cannot be trusted: the caller cuts them off.
-            return Err(Halt::Evicted);
+        while self.unsynced_commit.is_some() {
+            if self.sub.as_ref().is_none_or(|s| s.is_evicted()) {
+                // Its last writes cannot be trusted: the caller cuts them off.
+                return Err(Halt::Evicted);
+            }
+            // With `EveryBatch`, the sync before the commit failed (and was reported):
+            // the segment's records must be committed, after a sync of this segment,
+            // before it is sealed and the next one is synced instead.
+            if self.stopping() {
+                return Err(Halt::Stop);
+            }
+            std::thread::sleep(self.cfg.retry_interval);
+            self.try_commit();
         }
         let Some(seg) = self.seg.as_ref() else {
             return Ok(());
@@ -1201,14 +1286,7 @@ impl Rec {
             let Some(seg) = self.seg.as_ref() else {
                 return Ok(());
             };
-            let r = seg.file.set_len(end).and_then(|()| match self.cfg.fsync {
-                Fsync::Never => Ok(()),
-                _ => self
-                    .storage
-                    .sync(seg.file.as_raw_fd())
-                    .and_then(|()| self.storage.sync(seg.idx_file.as_raw_fd())),
-            });
-            match r {
+            match seg.file.set_len(end) {
                 Ok(()) => break,
                 Err(e) => {
                     self.shared.report(io_err(&path, "seal segment")(e));
@@ -1219,7 +1297,13 @@ impl Rec {
                 }
             }
         }
-        self.seg = None;
+        if let Some(seg) = self.seg.take() {
+            if self.cfg.fsync != Fsync::Never {
+                let stop = &self.shared.stop;
+                self.syncs.wait_for_room(|| stop.load(Ordering::SeqCst));
+                self.syncs.push(Job::Seal(seg.files()));
+            }
+        }
         Ok(())
     }
 
@@ -1271,17 +1355,32 @@ impl Rec {
             self.prep = Some((file, tmp));
             return Err(io_err(&path, "rename prepared segment")(e));
         }
-        if self.cfg.fsync != Fsync::Never {
-            if let Ok(d) = File::open(&self.dir) {
-                let _ = d.sync_all();
+        // The new name must be on disk before the segment's data is synced. With
+        // `EveryBatch` that happens here, on the way to a commit; with `Interval` the
+        // sync thread does it before the segment's own syncs (this thread would wait
+        // for a journal commit meanwhile, often behind the sealed segment's sync).
+        match self.cfg.fsync {
+            Fsync::Never => {}
+            Fsync::EveryBatch => {
+                if let Ok(d) = File::open(&self.dir) {
+                    let _ = d.sync_all();
+                }
             }
+            Fsync::Interval(_) => match File::open(&self.dir) {
+                Ok(d) => {
+                    self.syncs.push(Job::Dir((Arc::new(d), self.dir.clone())));
+                }
+                Err(e) => self
+                    .shared
+                    .report(io_err(&self.dir, "open store directory")(e)),
+            },
         }
         self.seg = Some(Seg {
             base,
             path: path.clone(),
-            file,
+            file: Arc::new(file),
             idx_path: idx_path.clone(),
-            idx_file,
+            idx_file: Arc::new(idx_file),
             idx_len: index::IDX_HEADER as u64,
             sum: Summary::new(),
         });
@@ -1326,9 +1425,9 @@ impl Rec {
         self.seg = Some(Seg {
             base: tail.base,
             path: tail.path.clone(),
-            file,
+            file: Arc::new(file),
             idx_path,
-            idx_file,
+            idx_file: Arc::new(idx_file),
             idx_len,
             sum: tail.summary,
         });

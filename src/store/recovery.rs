@@ -14,7 +14,25 @@
 //! --repair` wants); the recorder instead continues appending to it. Either way it
 //! rebuilds damaged indexes and says what it did. A damaged sealed segment that is not
 //! the last is an error naming the file and offset: recovery never throws away records
-//! that later segments follow.
+//! that later segments follow, with one exception below.
+//!
+//! # Unsealed segments before the last
+//!
+//! A segment that is not the last but has no footer on disk is what a power failure
+//! leaves when the segment was sealed, and the next one created, before it was on
+//! disk (only a power failure does: after a process crash the page cache still has
+//! it):
+//!
+//! - if its runs all verify and what follows them is zeros or (a torn copy of) its
+//!   footer, nothing is lost: recovery seals it again;
+//! - if a run does not verify (and there is no footer), the segment was not synced
+//!   from there on, and nothing in the later segments was synced either (a segment's
+//!   syncs complete before those of the next). Recovery cuts it at that run and
+//!   removes the later segments (reporting both): those records were within what a
+//!   power failure may lose under the recorder's [`Fsync`](super::Fsync) policy.
+//!
+//! A segment before the last with a damaged footer and a run that does not verify
+//! still is an error.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -22,7 +40,8 @@ use std::path::{Path, PathBuf};
 
 use super::index;
 use super::segment::{
-    check_header, list_segments, read_footer, scan_file, SegmentReader, Summary, SEG_HEADER,
+    check_header, list_segments, read_footer, scan_file, SegmentReader, Summary, FOOTER_MAGIC,
+    SEG_HEADER,
 };
 use super::{io_err, StoreError};
 
@@ -155,9 +174,12 @@ pub(crate) fn recover(
     let mut report = RecoveryReport::default();
     remove(&dir.join(".next.prep"), &mut report)?;
     let segs = list_segments(dir)?;
-    let n = segs.len();
+    let mut n = segs.len();
     for (i, seg) in segs.iter().enumerate() {
-        let last = i + 1 == n;
+        if i >= n {
+            break; // removed: they followed an unsealed segment cut short
+        }
+        let mut last = i + 1 == n;
         let path = &seg.path;
         let file = OpenOptions::new()
             .read(true)
@@ -206,11 +228,27 @@ pub(crate) fn recover(
                 }
                 if let Some((off, what)) = problem {
                     if !last {
-                        return Err(StoreError::Corrupt {
-                            path: path.clone(),
-                            offset: off,
-                            what: what.to_string(),
-                        });
+                        // Unsealed before the last: left by a power failure (see
+                        // the module docs).
+                        let mut magic = [0u8; 8];
+                        let torn_footer = off == sum.data_end
+                            && file.read_exact_at(&mut magic, off).is_ok()
+                            && u64::from_le_bytes(magic) == FOOTER_MAGIC;
+                        if !torn_footer && !matches!(footer, Ok(None)) {
+                            return Err(StoreError::Corrupt {
+                                path: path.clone(),
+                                offset: off,
+                                what: what.to_string(),
+                            });
+                        }
+                        if !torn_footer {
+                            for later in &segs[i + 1..] {
+                                remove(&later.path, &mut report)?;
+                                remove(&later.idx_path(), &mut report)?;
+                            }
+                            n = i + 1;
+                            last = true;
+                        }
                     }
                     report.truncated.push((path.clone(), off, what.to_string()));
                 }

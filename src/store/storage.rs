@@ -7,12 +7,18 @@
 //! a mapping (the recorder writes records straight from the topic's ring), which keeps
 //! the mapping alive. A completion reports how many *more* bytes were written; a short
 //! write is normal and the caller resubmits the rest.
+//!
+//! Syncs go through a [`Syncer`], a separate handle that a backend hands out: the
+//! recorder gives one to its sync thread, which makes a sealed segment durable while
+//! the recorder writes the next one.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
 
 /// Bytes inside a memory mapping that stay valid and unchanged while the write that
 /// carries them is in flight.
@@ -123,18 +129,36 @@ pub trait Storage: Send {
     fn reap(&mut self, min: usize, out: &mut Vec<Completion>) -> io::Result<()>;
     /// Writes submitted and not yet reaped.
     fn in_flight(&self) -> usize;
-    /// `fdatasync` the file (callers reap its writes first).
-    ///
-    /// # Errors
-    ///
-    /// The OS error.
-    fn sync(&mut self, fd: RawFd) -> io::Result<()>;
+    /// The handle that syncs files for this backend; it may be used from another
+    /// thread while writes go on.
+    fn syncer(&self) -> Arc<dyn Syncer>;
     /// Reserve `len` bytes for the file (a no-op where unsupported).
     ///
     /// # Errors
     ///
     /// The OS error (ENOSPC when the disk is full).
     fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()>;
+}
+
+/// Makes written bytes durable. Shared between threads: the recorder syncs through it
+/// (with [`super::Fsync::EveryBatch`]) and so does its sync thread.
+pub trait Syncer: Send + Sync {
+    /// `fdatasync` the file (callers wait for its writes first).
+    ///
+    /// # Errors
+    ///
+    /// The OS error.
+    fn sync(&self, fd: RawFd) -> io::Result<()>;
+}
+
+/// The plain [`Syncer`]: `fdatasync`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fdatasync;
+
+impl Syncer for Fdatasync {
+    fn sync(&self, fd: RawFd) -> io::Result<()> {
+        fdatasync(fd)
+    }
 }
 
 fn cvt(r: libc::c_int) -> io::Result<()> {
@@ -201,8 +225,8 @@ impl Storage for PwriteStorage {
     fn in_flight(&self) -> usize {
         self.done.len()
     }
-    fn sync(&mut self, fd: RawFd) -> io::Result<()> {
-        fdatasync(fd)
+    fn syncer(&self) -> Arc<dyn Syncer> {
+        Arc::new(Fdatasync)
     }
     fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
         fallocate(fd, len)
@@ -360,8 +384,8 @@ impl Storage for UringStorage {
         self.in_flight + self.stash.len()
     }
 
-    fn sync(&mut self, fd: RawFd) -> io::Result<()> {
-        fdatasync(fd)
+    fn syncer(&self) -> Arc<dyn Syncer> {
+        Arc::new(Fdatasync)
     }
 
     fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
@@ -420,6 +444,12 @@ pub struct FaultControl {
     pub crashed: AtomicBool,
     /// Writes that failed because of an injected fault.
     pub injected: AtomicU64,
+    /// While set, every sync fails with EIO.
+    pub sync_fail: AtomicBool,
+    /// Milliseconds each sync waits before it syncs (a slow disk).
+    pub sync_delay_ms: AtomicU64,
+    /// The files synced successfully, in order (as `/proc/self/fd` names them).
+    pub synced: Mutex<Vec<PathBuf>>,
 }
 
 impl Default for FaultControl {
@@ -432,11 +462,25 @@ impl Default for FaultControl {
             written: AtomicU64::new(0),
             crashed: AtomicBool::new(false),
             injected: AtomicU64::new(0),
+            sync_fail: AtomicBool::new(false),
+            sync_delay_ms: AtomicU64::new(0),
+            synced: Mutex::new(Vec::new()),
         }
     }
 }
 
-/// `pwrite` with injected faults: short writes, EIO, ENOSPC, a crash after N bytes.
+impl FaultControl {
+    /// The files synced successfully so far.
+    pub fn synced(&self) -> Vec<PathBuf> {
+        self.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// `pwrite` with injected faults: short writes, EIO, ENOSPC, a crash after N bytes, and
+/// (through its [`Syncer`]) failing or slow syncs.
 #[derive(Debug)]
 pub struct FaultStorage {
     ctl: Arc<FaultControl>,
@@ -511,11 +555,10 @@ impl Storage for FaultStorage {
     fn in_flight(&self) -> usize {
         self.done.len()
     }
-    fn sync(&mut self, fd: RawFd) -> io::Result<()> {
-        if self.ctl.crashed.load(Ordering::SeqCst) {
-            return Err(self.crashed());
-        }
-        fdatasync(fd)
+    fn syncer(&self) -> Arc<dyn Syncer> {
+        Arc::new(FaultSyncer {
+            ctl: self.ctl.clone(),
+        })
     }
     fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
         if self.ctl.crashed.load(Ordering::SeqCst) {
@@ -525,5 +568,37 @@ impl Storage for FaultStorage {
             return Err(self.fail(libc::ENOSPC));
         }
         fallocate(fd, len)
+    }
+}
+
+/// The [`Syncer`] of a [`FaultStorage`]: fails after the crash or while
+/// [`FaultControl::sync_fail`] is set, and can be slow.
+#[derive(Debug)]
+struct FaultSyncer {
+    ctl: Arc<FaultControl>,
+}
+
+impl Syncer for FaultSyncer {
+    fn sync(&self, fd: RawFd) -> io::Result<()> {
+        let c = &self.ctl;
+        let delay = c.sync_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
+        if c.crashed.load(Ordering::SeqCst) {
+            c.injected.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::other("injected crash: the storage is gone"));
+        }
+        if c.sync_fail.load(Ordering::SeqCst) {
+            c.injected.fetch_add(1, Ordering::Relaxed);
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        fdatasync(fd)?;
+        let path = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+        c.synced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path);
+        Ok(())
     }
 }
