@@ -18,8 +18,9 @@
 //!   several syncs and the kernel's dirty-page throttling;
 //! - (b) the publisher's send latency (p50, p99, p99.9; each `send_bytes` timed on its
 //!   own) at a paced rate of 1 KiB events, with the recorder running, versus the same
-//!   run without it (nobody subscribed);
-//! - (c) in the run with the recorder, the p99.9 of the sends around segment rollovers
+//!   run without it (nobody subscribed), in alternating pairs of runs (3, or 2 with
+//!   `--quick`; medians), since one run's p99 moves between two levels from run to run;
+//! - (c) in the runs with the recorder, the p99.9 of the sends around segment rollovers
 //!   (within one ring capacity of a segment boundary) versus the rest.
 //!
 //! It prints a Markdown section, and writes it to the file given with
@@ -268,9 +269,9 @@ fn send_latency(root: &Path, cfg: &Config, with_recorder: bool) -> Latencies {
             .collect();
     }
     let mut l = Latencies {
-        all: Histogram::new(3).expect("histogram"),
-        rollover: Histogram::new(3).expect("histogram"),
-        steady: Histogram::new(3).expect("histogram"),
+        all: histogram(),
+        rollover: histogram(),
+        steady: histogram(),
         segments: bases.len() + 1,
     };
     for (pos, ns) in samples {
@@ -283,6 +284,10 @@ fn send_latency(root: &Path, cfg: &Config, with_recorder: bool) -> Latencies {
         }
     }
     l
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("histogram")
 }
 
 fn q(h: &Histogram<u64>, p: f64) -> u64 {
@@ -329,10 +334,42 @@ fn main() {
     drop(raw_dir);
     eprintln!("store bench: recorder bandwidth...");
     let (recbw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
-    eprintln!("store bench: send latency without a recorder...");
-    let base = send_latency(&cfg.store_root, &cfg, false);
-    eprintln!("store bench: send latency with the recorder...");
-    let with = send_latency(&cfg.store_root, &cfg, true);
+    // (b) in alternating pairs (without first, then with first, ...), so drift in
+    // the machine falls on both sides; each figure is the median over the runs.
+    let pairs = if cfg.quick { 2 } else { 3 };
+    let (mut bases, mut withs) = (Vec::new(), Vec::new());
+    for i in 0..pairs {
+        for with in [i % 2 == 1, i % 2 == 0] {
+            eprintln!(
+                "store bench: send latency {} a recorder ({}/{pairs})...",
+                if with { "with" } else { "without" },
+                i + 1
+            );
+            let l = send_latency(&cfg.store_root, &cfg, with);
+            if with {
+                withs.push(l);
+            } else {
+                bases.push(l);
+            }
+        }
+    }
+    let median = |runs: &[Latencies], p: f64| {
+        let mut v: Vec<u64> = runs.iter().map(|l| q(&l.all, p)).collect();
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let list = |runs: &[Latencies], p: f64| {
+        runs.iter()
+            .map(|l| q(&l.all, p).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (mut rollover, mut steady) = (histogram(), histogram());
+    for l in &withs {
+        rollover.add(&l.rollover).expect("histogram");
+        steady.add(&l.steady).expect("histogram");
+    }
+    let segments = withs.last().map_or(0, |l| l.segments);
 
     let mb = |b: f64| b / 1e6;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
@@ -358,37 +395,42 @@ fn main() {
         recbw / raw
     ));
     md.push_str(&format!(
-        "(b) Publisher `send_bytes` latency, 1 KiB events paced at {} events/s, {} events, \
-         4 MiB ring:\n\n",
-        cfg.rate, cfg.events
+        "(b) Publisher `send_bytes` latency, 1 KiB events paced at {} events/s, {} events \
+         per run, 4 MiB ring, {pairs} alternating pairs of runs (medians; p99 of each run \
+         without: {}; with: {}):\n\n",
+        cfg.rate,
+        cfg.events,
+        list(&bases, 0.99),
+        list(&withs, 0.99)
     ));
     md.push_str("| | p50 | p99 | p99.9 |\n|---|---:|---:|---:|\n");
-    md.push_str(&format!(
-        "| without a recorder | {} ns | {} ns | {} ns |\n",
-        q(&base.all, 0.5),
-        q(&base.all, 0.99),
-        q(&base.all, 0.999)
-    ));
-    md.push_str(&format!(
-        "| with the recorder | {} ns | {} ns | {} ns |\n",
-        q(&with.all, 0.5),
-        q(&with.all, 0.99),
-        q(&with.all, 0.999)
-    ));
+    for (name, runs) in [
+        ("without a recorder", &bases),
+        ("with the recorder", &withs),
+    ] {
+        md.push_str(&format!(
+            "| {name} | {} ns | {} ns | {} ns |\n",
+            median(runs, 0.5),
+            median(runs, 0.99),
+            median(runs, 0.999)
+        ));
+    }
+    let r = |p: f64| ratio(median(&withs, p), median(&bases, p));
     md.push_str(&format!(
         "| ratio | {:.2} | **{:.2}** (target ≤ 1.1) | {:.2} |\n\n",
-        ratio(q(&with.all, 0.5), q(&base.all, 0.5)),
-        ratio(q(&with.all, 0.99), q(&base.all, 0.99)),
-        ratio(q(&with.all, 0.999), q(&base.all, 0.999))
+        r(0.5),
+        r(0.99),
+        r(0.999)
     ));
     md.push_str(&format!(
-        "(c) With the recorder, {} segments: p99.9 of sends within one ring capacity of a \
-         segment rollover {} ns ({} sends), elsewhere {} ns ({} sends).\n",
-        with.segments,
-        q(&with.rollover, 0.999),
-        with.rollover.len(),
-        q(&with.steady, 0.999),
-        with.steady.len()
+        "(c) With the recorder ({} runs, {} segments in the last): p99.9 of sends within one \
+         ring capacity of a segment rollover {} ns ({} sends), elsewhere {} ns ({} sends).\n",
+        withs.len(),
+        segments,
+        q(&rollover, 0.999),
+        rollover.len(),
+        q(&steady, 0.999),
+        steady.len()
     ));
     println!("{md}");
     if let Some(p) = &cfg.markdown_out {

@@ -200,10 +200,14 @@ pub struct RecorderStats {
 }
 
 const MAX_KEPT_ERRORS: usize = 1024;
-/// How long an idle recorder sleeps between looks at the ring, and how many such
-/// sleeps before it waits in the subscriber instead.
-const IDLE_SLEEP: Duration = Duration::from_micros(50);
-const IDLE_SLEEPS: u32 = 200;
+/// How long a caught-up recorder sleeps between looks at the ring: long enough that
+/// its look at the next record's line (which takes that cache line from the publisher,
+/// who then pays to take it back) comes rarely, short enough that an eighth of the
+/// ring at most arrives meanwhile at the rate it saw (see `Rec::idle_sleep`).
+const IDLE_SLEEP_MIN: Duration = Duration::from_micros(20);
+const IDLE_SLEEP_MAX: Duration = Duration::from_millis(1);
+/// After this long without a record, it waits in the subscriber instead.
+const IDLE_BEFORE_BLOCK: Duration = Duration::from_millis(10);
 /// How long an idle recorder blocks on the topic's futex at a time.
 const IDLE_BLOCK: Duration = Duration::from_millis(100);
 
@@ -406,7 +410,9 @@ impl Recorder {
             unsynced_commit: None,
             last_retention: Instant::now(),
             spare: Vec::new(),
-            idle_streak: 0,
+            idle_since: None,
+            last_look: Instant::now(),
+            taken: 0,
             _lock: lock,
         };
         if let Some(tail) = &report.tail {
@@ -670,9 +676,25 @@ struct Rec {
     unsynced_commit: Option<u64>,
     last_retention: Instant,
     spare: Vec<Vec<u8>>,
-    /// Consecutive idle sleeps.
-    idle_streak: u32,
+    /// When the recorder last found nothing new, if it has found nothing since.
+    idle_since: Option<Instant>,
+    /// When it last looked at the ring after a sleep, and the record bytes it has
+    /// taken since (the arrival rate that sets the next sleep).
+    last_look: Instant,
+    taken: u64,
     _lock: Lock,
+}
+
+/// How long a caught-up recorder sleeps, having taken `taken` bytes of records in
+/// the `window` since it last looked: as long as an eighth of the ring takes to arrive
+/// at that rate, within [`IDLE_SLEEP_MIN`, `IDLE_SLEEP_MAX`].
+fn idle_sleep(capacity: u64, taken: u64, window: Duration) -> Duration {
+    if taken == 0 {
+        return IDLE_SLEEP_MAX;
+    }
+    let ns = u128::from(capacity / 8) * window.as_nanos() / u128::from(taken);
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+        .clamp(IDLE_SLEEP_MIN, IDLE_SLEEP_MAX)
 }
 
 /// Why the loop gave up.
@@ -752,7 +774,10 @@ impl Rec {
             // makes every publish pay for taking the cache line back). After a while
             // of idleness, wait in the subscriber (which also turns a dead producer's
             // abandoned claim into a gap).
-            let long_idle = idle && self.idle_streak >= IDLE_SLEEPS;
+            let long_idle = idle
+                && self
+                    .idle_since
+                    .is_some_and(|t| t.elapsed() >= IDLE_BEFORE_BLOCK);
             let got = if long_idle {
                 // Stays in this mode (the streak is kept) until a record arrives.
                 sub.recv_bytes_timeout(IDLE_BLOCK)
@@ -760,12 +785,13 @@ impl Rec {
                 sub.try_recv_bytes()
             };
             if !matches!(got, Ok(None)) {
-                self.idle_streak = 0;
+                self.idle_since = None;
             }
             let r = match got {
                 Ok(Some(ev)) => {
                     let (pos, ts, next) = (ev.position(), ev.timestamp(), ev.next_position());
                     let len = ev.bytes().len() as u64;
+                    self.taken += next.saturating_sub(pos);
                     if self.lossy {
                         // Lossy: the subscriber copied and re-validated the payload;
                         // write that copy (the ring may be overwritten at any time).
@@ -775,8 +801,12 @@ impl Rec {
                     self.accept(pos, ts, next, len)
                 }
                 Ok(None) if idle && !long_idle => {
-                    self.idle_streak += 1;
-                    std::thread::sleep(IDLE_SLEEP);
+                    let capacity = sub.topic().capacity();
+                    let now = Instant::now();
+                    self.idle_since.get_or_insert(now);
+                    std::thread::sleep(idle_sleep(capacity, self.taken, now - self.last_look));
+                    self.last_look = Instant::now();
+                    self.taken = 0;
                     self.maybe_sync();
                     self.maybe_retention();
                     Ok(())
@@ -1453,5 +1483,34 @@ impl Rec {
             self.shared.report(io_err(path, "preallocate segment")(e));
         }
         Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caught_up_recorder_sleeps_while_an_eighth_of_the_ring_arrives() {
+        // Nothing arrived: the longest sleep.
+        assert_eq!(
+            idle_sleep(1 << 20, 0, Duration::from_millis(1)),
+            IDLE_SLEEP_MAX
+        );
+        // 1 MiB ring, 16 KiB in 1 ms: an eighth (128 KiB) takes 8 ms, cut to the longest.
+        assert_eq!(
+            idle_sleep(1 << 20, 16 << 10, Duration::from_millis(1)),
+            IDLE_SLEEP_MAX
+        );
+        // 512 KiB in 1 ms: an eighth takes 250 µs.
+        assert_eq!(
+            idle_sleep(1 << 20, 512 << 10, Duration::from_millis(1)),
+            Duration::from_micros(250)
+        );
+        // A fast stream into a small ring: never below the shortest sleep.
+        assert_eq!(
+            idle_sleep(64 << 10, 1 << 30, Duration::from_millis(1)),
+            IDLE_SLEEP_MIN
+        );
     }
 }
