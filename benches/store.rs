@@ -444,7 +444,7 @@ fn main() {
     ));
     match direct {
         Some(d) => md.push_str(&format!(
-            "| the device: 1 MiB `O_DIRECT` writes, no page cache | {:.0} |\n             | ratio recorder / `O_DIRECT` | {:.2} |\n\n",
+            "| the device: 1 MiB `O_DIRECT` writes, no page cache | {:.0} |\n| ratio recorder / `O_DIRECT` | {:.2} |\n\n",
             mb(d),
             recbw / d
         )),
