@@ -688,6 +688,8 @@ impl<E: Payload> Subscriber<E> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn idle(&mut self, backoff: &mut Backoff, deadline: Option<u64>, now: u64) {
         if self.wait != Wait::Block {
             backoff.pause(self.wait);
