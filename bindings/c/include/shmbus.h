@@ -604,6 +604,24 @@ shmbus_status shmbus_publisher_send_json(shmbus_publisher *publisher, const char
 shmbus_status shmbus_publisher_open(const shmbus_topic *topic, shmbus_publisher **out);
 
 /**
+ * Attach the topic's only publisher (see `Topic::exclusive_publisher` in the Rust
+ * API): its claims are plain stores, and until it is closed (or its process dies)
+ * other publishers cannot attach.
+ *
+ * On success `*out` is a new handle, to be closed with `shmbus_publisher_close`; on
+ * failure it is NULL.
+ *
+ * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_NO_SLOT` (also when
+ * other publishers are attached, or another holds the topic exclusively),
+ * `SHMBUS_ERR_IO`.
+ *
+ * # Safety
+ *
+ * `topic` is NULL or an open topic handle; `out` is NULL or writable.
+ */
+shmbus_status shmbus_publisher_open_exclusive(const shmbus_topic *topic, shmbus_publisher **out);
+
+/**
  * Close the publisher in `*publisher` (aborting a pending claim) and set `*publisher`
  * to NULL (NULL: nothing to do). Using another copy of a closed handle is undefined
  * behaviour.

@@ -149,6 +149,36 @@ pub unsafe extern "C" fn shmbus_publisher_open(
     })
 }
 
+/// Attach the topic's only publisher (see `Topic::exclusive_publisher` in the Rust
+/// API): its claims are plain stores, and until it is closed (or its process dies)
+/// other publishers cannot attach.
+///
+/// On success `*out` is a new handle, to be closed with `shmbus_publisher_close`; on
+/// failure it is NULL.
+///
+/// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_NO_SLOT` (also when
+/// other publishers are attached, or another holds the topic exclusively),
+/// `SHMBUS_ERR_IO`.
+///
+/// # Safety
+///
+/// `topic` is NULL or an open topic handle; `out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn shmbus_publisher_open_exclusive(
+    topic: *const shmbus_topic,
+    out: *mut *mut shmbus_publisher,
+) -> shmbus_status {
+    ffi(|| {
+        // SAFETY: per this function's contract.
+        unsafe { put(out, "out", std::ptr::null_mut())? };
+        // SAFETY: per this function's contract.
+        let topic = unsafe { handle::get(topic)? };
+        let publisher = PublisherHandle::new(topic.exclusive_publisher()?);
+        // SAFETY: checked non-NULL and writable above.
+        unsafe { put(out, "out", handle::into_raw::<shmbus_publisher>(publisher)) }
+    })
+}
+
 /// Close the publisher in `*publisher` (aborting a pending claim) and set `*publisher`
 /// to NULL (NULL: nothing to do). Using another copy of a closed handle is undefined
 /// behaviour.

@@ -127,8 +127,19 @@ int main(int argc, char **argv) {
     EXPECT(shmbus_subscriber_open(topic, &opts, &twin), SHMBUS_ERR_NAME_IN_USE);
     EXPECT_TRUE(twin == NULL);
 
+    /* Exclusive publishers keep others out until closed. */
+    shmbus_publisher *only = NULL;
+    EXPECT(shmbus_publisher_open_exclusive(NULL, &only), SHMBUS_ERR_NULL);
+    EXPECT(shmbus_publisher_open_exclusive(topic, &only), SHMBUS_OK);
+    EXPECT(shmbus_publisher_open(topic, &pub), SHMBUS_ERR_NO_SLOT);
+    EXPECT_TRUE(pub == NULL);
+    EXPECT(shmbus_publisher_close(&only), SHMBUS_OK);
+    EXPECT_TRUE(only == NULL);
+
     /* Publisher lengths. */
     EXPECT(shmbus_publisher_open(topic, &pub), SHMBUS_OK);
+    EXPECT(shmbus_publisher_open_exclusive(topic, &only), SHMBUS_ERR_NO_SLOT);
+    EXPECT_TRUE(only == NULL);
     EXPECT(shmbus_publisher_send(pub, 0, data, 0, NULL), SHMBUS_ERR_INVALID_ARGUMENT);
     EXPECT(shmbus_publisher_send(pub, 0, NULL, 8, NULL), SHMBUS_ERR_NULL);
     EXPECT(shmbus_publisher_send(pub, 0, data, 1025, NULL), SHMBUS_ERR_TOO_LARGE);
