@@ -138,12 +138,26 @@ pub unsafe extern "C" fn shmbus_publisher_open(
     topic: *const shmbus_topic,
     out: *mut *mut shmbus_publisher,
 ) -> shmbus_status {
+    // SAFETY: per this function's contract.
+    unsafe { open_with(topic, out, |t| t.publisher()) }
+}
+
+/// Attach a publisher with `attach` and hand it out in `*out` (NULL on failure).
+///
+/// # Safety
+///
+/// As `shmbus_publisher_open`.
+unsafe fn open_with(
+    topic: *const shmbus_topic,
+    out: *mut *mut shmbus_publisher,
+    attach: impl FnOnce(&shmbus::Topic) -> Result<Publisher<Raw>, shmbus::AttachError>,
+) -> shmbus_status {
     ffi(|| {
-        // SAFETY: per this function's contract.
+        // SAFETY: per the caller's contract.
         unsafe { put(out, "out", std::ptr::null_mut())? };
-        // SAFETY: per this function's contract.
+        // SAFETY: per the caller's contract.
         let topic = unsafe { handle::get(topic)? };
-        let publisher = PublisherHandle::new(topic.publisher()?);
+        let publisher = PublisherHandle::new(attach(topic)?);
         // SAFETY: checked non-NULL and writable above.
         unsafe { put(out, "out", handle::into_raw::<shmbus_publisher>(publisher)) }
     })
@@ -168,15 +182,8 @@ pub unsafe extern "C" fn shmbus_publisher_open_exclusive(
     topic: *const shmbus_topic,
     out: *mut *mut shmbus_publisher,
 ) -> shmbus_status {
-    ffi(|| {
-        // SAFETY: per this function's contract.
-        unsafe { put(out, "out", std::ptr::null_mut())? };
-        // SAFETY: per this function's contract.
-        let topic = unsafe { handle::get(topic)? };
-        let publisher = PublisherHandle::new(topic.exclusive_publisher()?);
-        // SAFETY: checked non-NULL and writable above.
-        unsafe { put(out, "out", handle::into_raw::<shmbus_publisher>(publisher)) }
-    })
+    // SAFETY: per this function's contract.
+    unsafe { open_with(topic, out, |t| t.exclusive_publisher()) }
 }
 
 /// Close the publisher in `*publisher` (aborting a pending claim) and set `*publisher`
