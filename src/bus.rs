@@ -1063,7 +1063,8 @@ impl<E: Payload> Topic<E> {
     }
 
     /// Whether the exclusive-producer word `w` names a live producer other than the
-    /// one in slot `mine`.
+    /// one in slot `mine`: its slot must still be held by the process the word names
+    /// (a slot reused after the holder died is not the holder).
     fn exclusive_holder_alive(&self, w: u64, mine: usize) -> bool {
         let slot = (w & 0xffff_ffff) as usize;
         if slot == 0 || slot > MAX_PRODUCERS || slot - 1 == mine {
@@ -1074,23 +1075,26 @@ impl<E: Payload> Topic<E> {
             .ring
             .pword(slot - 1, P_OWNER)
             .load(Ordering::SeqCst);
-        owner_state(o) == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o))
+        owner_state(o) == SLOT_ACTIVE
+            && u64::from(owner_pid(o)) == w >> EXCLUSIVE_PID_SHIFT
+            && crate::os::alive(owner_pid(o), owner_start(o))
     }
 
     /// A shared publisher in slot `slot` just registered: refuse if an exclusive one
-    /// holds the topic. (Dekker with [`Topic::claim_exclusive`]: each side publishes
-    /// itself, fences, then looks for the other.)
+    /// holds the topic, and clear the word if it names one that died. (Dekker with
+    /// [`Topic::claim_exclusive`]: each side publishes itself, fences, then looks for
+    /// the other.)
     pub(crate) fn check_not_exclusive(&self, slot: usize) -> Result<(), AttachError> {
         use crate::ring::Memory;
         crate::sync::fence(Ordering::SeqCst);
-        let w = self
-            .inner
-            .ring
-            .mem
-            .word(OFF_EXCLUSIVE)
-            .load(Ordering::SeqCst);
+        let word = self.inner.ring.mem.word(OFF_EXCLUSIVE);
+        let w = word.load(Ordering::SeqCst);
         if self.exclusive_holder_alive(w, slot) {
             return Err(AttachError::ExclusivePublisher);
+        }
+        if w != 0 {
+            // Its pid is in the word, so a new holder never has the same value.
+            let _ = word.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -1102,7 +1106,9 @@ impl<E: Payload> Topic<E> {
         use crate::ring::Memory;
         let r = &self.inner.ring;
         let word = r.mem.word(OFF_EXCLUSIVE);
-        let me = (slot as u64 + 1) | if light { EXCLUSIVE_LIGHT } else { 0 };
+        let me = (slot as u64 + 1)
+            | if light { EXCLUSIVE_LIGHT } else { 0 }
+            | u64::from(crate::os::pid()) << EXCLUSIVE_PID_SHIFT;
         loop {
             let w = word.load(Ordering::SeqCst);
             if self.exclusive_holder_alive(w, slot) {

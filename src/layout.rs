@@ -27,7 +27,7 @@
 //! |    256 |   128 | tail: next position to claim (own line)                    |
 //! |    384 |     8 | limit cache: highest claim end producers may reach         |
 //! |    392 |     8 | horizon: how far an exclusive producer may write unchecked |
-//! |    400 |     8 | exclusive producer: slot + 1, bit 32 = light wake; 0 = none |
+//! |    400 |     8 | exclusive producer: slot + 1, bit 32 light wake, pid << 33; 0 = none |
 //! |    408 |   104 | reserved, zero                                             |
 //! |    512 |   128 | consumer generation: bumped when a consumer joins          |
 //! |    640 |   128 | waiter line: u32 futex sequence, u32 sleeping waiters      |
@@ -95,6 +95,8 @@ pub(crate) const OFF_HORIZON: usize = 392;
 pub(crate) const OFF_EXCLUSIVE: usize = 400;
 /// In the exclusive-producer word: the producer relies on sleepers' `membarrier`.
 pub(crate) const EXCLUSIVE_LIGHT: u64 = 1 << 32;
+/// In the exclusive-producer word: the holder's pid starts at this bit.
+pub(crate) const EXCLUSIVE_PID_SHIFT: u32 = 33;
 pub(crate) const OFF_GEN: usize = 512;
 pub(crate) const OFF_FUTEX_SEQ: usize = 640;
 pub(crate) const OFF_FUTEX_WAITERS: usize = 644;

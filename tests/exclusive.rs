@@ -116,14 +116,22 @@ fn a_killed_exclusive_publisher_does_not_keep_the_topic() {
     assert_eq!(t.publisher().err(), Some(AttachError::ExclusivePublisher));
     sigkill(&c);
     c.wait().unwrap();
-    // Its process is gone: a shared publisher may attach, and then an exclusive one
-    // may not (the shared one is live).
-    let shared = t.publisher().unwrap();
+    // Its process is gone: shared publishers may attach (the last one into its slot),
+    // and then an exclusive one may not (the shared ones are live).
+    let mut shared: Vec<_> = (0..shmbus::layout::MAX_PRODUCERS)
+        .map(|_| t.publisher().unwrap())
+        .collect();
+    assert_eq!(t.publisher().err(), Some(AttachError::TooManyProducers));
+    // A slot freed elsewhere: the dead holder's slot, now a live shared publisher's,
+    // does not make the topic look exclusively held.
+    shared.remove(0);
     assert_eq!(
         t.exclusive_publisher().err(),
         Some(AttachError::PublishersAttached)
     );
-    drop(shared);
+    let again = t.publisher().unwrap();
+    drop(again);
+    shared.clear();
     t.exclusive_publisher().unwrap();
 }
 
