@@ -288,22 +288,9 @@ impl<M: Memory> Ring<M> {
                     .compare_exchange(t, up, Ordering::SeqCst, Ordering::Relaxed);
                 continue;
             }
-            let off = t & self.mask;
-            let pad = if off + size > self.p.capacity {
-                self.p.capacity - off
-            } else {
-                0
-            };
-            // Wrapping (what release builds do anyway): only a scribbled tail gets here.
-            let end = t.wrapping_add(pad).wrapping_add(size);
-            if reliable && end > cur.limit {
-                self.refresh_limit(cur);
-                if end > cur.limit {
-                    self.resolve_blockers(cur, end, live);
-                    if end > cur.limit {
-                        return Err(ClaimFail::Full);
-                    }
-                }
+            let end = self.span_end(t, size);
+            if reliable {
+                self.make_room(cur, end, live)?;
             }
             // Relaxed: the SeqCst CAS below orders it before the tail update (the
             // release half of the pair that `unblock` acquires with its tail load).
@@ -351,24 +338,10 @@ impl<M: Memory> Ring<M> {
         // shared path: readers skip the bytes in between as a gap).
         let t = self.tail().load(Ordering::Relaxed);
         let t = t.wrapping_add(FLAG_MASK) & !FLAG_MASK;
-        let off = t & self.mask;
-        let pad = if off + size > self.p.capacity {
-            self.p.capacity - off
-        } else {
-            0
-        };
-        let end = t.wrapping_add(pad).wrapping_add(size);
+        let end = self.span_end(t, size);
         let mut must_wait = false;
         if reliable {
-            if end > cur.limit {
-                self.refresh_limit(cur);
-                if end > cur.limit {
-                    self.resolve_blockers(cur, end, live);
-                    if end > cur.limit {
-                        return Err(ClaimFail::Full);
-                    }
-                }
-            }
+            self.make_room(cur, end, live)?;
             if end > cur.horizon {
                 let lead = (self.p.capacity / 8).max(2 * RECORD_ALIGN);
                 let h = end.saturating_add(lead).min(cur.limit).max(end);
@@ -391,6 +364,42 @@ impl<M: Memory> Ring<M> {
         fence(Ordering::Release);
 
         self.pad_to(cur, t, end, size, must_wait, live)
+    }
+
+    /// The end of a span of `size` bytes claimed at tail `t`: after padding to the end
+    /// of the lap if the span does not fit before it. Wrapping (what release builds do
+    /// anyway): only a scribbled tail gets that far.
+    #[inline]
+    fn span_end(&self, t: u64, size: u64) -> u64 {
+        let off = t & self.mask;
+        let pad = if off + size > self.p.capacity {
+            self.p.capacity - off
+        } else {
+            0
+        };
+        t.wrapping_add(pad).wrapping_add(size)
+    }
+
+    /// Reliable mode: whether a claim may end at `end`. Past the cached limit, rescan
+    /// the consumer table, then evict blockers that are dead or stuck; `Full` if a live
+    /// consumer is still a full ring behind.
+    #[inline]
+    fn make_room(
+        &self,
+        cur: &mut ProducerCursor,
+        end: u64,
+        live: &impl Liveness,
+    ) -> Result<(), ClaimFail> {
+        if end > cur.limit {
+            self.refresh_limit(cur);
+            if end > cur.limit {
+                self.resolve_blockers(cur, end, live);
+                if end > cur.limit {
+                    return Err(ClaimFail::Full);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// After a claim of `[start, end)`: commit the padding to the end of the lap in
@@ -771,9 +780,9 @@ impl<M: Memory> Ring<M> {
             self.mem.word(OFF_GEN).fetch_add(1, Ordering::SeqCst);
             sc_pair_point();
             // An exclusive producer may write up to its horizon before it checks the
-            // generation again (see `try_claim_exclusive`).
-            // An honest horizon is at most a claim plus an eighth of the ring past the
-            // tail; a scribbled one is cut there, so the loop ends.
+            // generation again (see `try_claim_exclusive`). An honest horizon is at
+            // most a claim plus an eighth of the ring past the tail; a scribbled one is
+            // cut there, so the loop ends.
             let t = self.tail_boundary();
             let h = self.mem.word(OFF_HORIZON).load(Ordering::SeqCst) & !FLAG_MASK;
             let t = t.max(h.min(t.saturating_add(self.p.capacity / 2)));
