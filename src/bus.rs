@@ -1066,17 +1066,12 @@ impl<E: Payload> Topic<E> {
     /// one in slot `mine`: its slot must still be held by the process the word names
     /// (a slot reused after the holder died is not the holder).
     fn exclusive_holder_alive(&self, w: u64, mine: usize) -> bool {
-        let slot = (w & 0xffff_ffff) as usize;
-        if slot == 0 || slot > MAX_PRODUCERS || slot - 1 == mine {
+        let Some((slot, pid)) = exclusive_holder(w).filter(|&(slot, _)| slot != mine) else {
             return false;
-        }
-        let o = self
-            .inner
-            .ring
-            .pword(slot - 1, P_OWNER)
-            .load(Ordering::SeqCst);
+        };
+        let o = self.inner.ring.pword(slot, P_OWNER).load(Ordering::SeqCst);
         owner_state(o) == SLOT_ACTIVE
-            && u64::from(owner_pid(o)) == w >> EXCLUSIVE_PID_SHIFT
+            && owner_pid(o) == pid
             && crate::os::alive(owner_pid(o), owner_start(o))
     }
 
@@ -1106,9 +1101,7 @@ impl<E: Payload> Topic<E> {
         use crate::ring::Memory;
         let r = &self.inner.ring;
         let word = r.mem.word(OFF_EXCLUSIVE);
-        let me = (slot as u64 + 1)
-            | if light { EXCLUSIVE_LIGHT } else { 0 }
-            | u64::from(crate::os::pid()) << EXCLUSIVE_PID_SHIFT;
+        let me = exclusive_word(slot, crate::os::pid(), light);
         loop {
             let w = word.load(Ordering::SeqCst);
             if self.exclusive_holder_alive(w, slot) {

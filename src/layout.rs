@@ -96,7 +96,23 @@ pub(crate) const OFF_EXCLUSIVE: usize = 400;
 /// In the exclusive-producer word: the producer relies on sleepers' `membarrier`.
 pub(crate) const EXCLUSIVE_LIGHT: u64 = 1 << 32;
 /// In the exclusive-producer word: the holder's pid starts at this bit.
-pub(crate) const EXCLUSIVE_PID_SHIFT: u32 = 33;
+const EXCLUSIVE_PID_SHIFT: u32 = 33;
+
+/// The exclusive-producer word of the producer in slot `slot` of process `pid`.
+pub(crate) fn exclusive_word(slot: usize, pid: u32, light: bool) -> u64 {
+    (slot as u64 + 1)
+        | if light { EXCLUSIVE_LIGHT } else { 0 }
+        | u64::from(pid) << EXCLUSIVE_PID_SHIFT
+}
+
+/// The producer slot and pid an exclusive-producer word names (`None` for none, or
+/// a slot out of range).
+pub(crate) fn exclusive_holder(w: u64) -> Option<(usize, u32)> {
+    let slot = (w & 0xffff_ffff) as usize;
+    (1..=MAX_PRODUCERS)
+        .contains(&slot)
+        .then(|| (slot - 1, (w >> EXCLUSIVE_PID_SHIFT) as u32))
+}
 pub(crate) const OFF_GEN: usize = 512;
 pub(crate) const OFF_FUTEX_SEQ: usize = 640;
 pub(crate) const OFF_FUTEX_WAITERS: usize = 644;

@@ -123,7 +123,7 @@ impl<E> Drop for Publisher<E> {
             use crate::ring::Memory;
             let word = r.mem.word(crate::layout::OFF_EXCLUSIVE);
             let w = word.load(Ordering::SeqCst);
-            if w & 0xffff_ffff == self.cur.slot as u64 + 1 {
+            if crate::layout::exclusive_holder(w).is_some_and(|(slot, _)| slot == self.cur.slot) {
                 let _ = word.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
             }
         }
@@ -189,7 +189,7 @@ impl<E: Payload> Publisher<E> {
         })
     }
 
-    #[inline(always)]
+    #[inline]
     fn claim_raw(
         &mut self,
         len: usize,
