@@ -1,5 +1,6 @@
 //! Reading a topic's segments straight from a store directory, without a live topic:
-//! used by `tail --store` when the topic is not on the bus and by `replay`.
+//! used by `tail --store` when the topic is not on the bus and by `replay`; and where
+//! both start in the log.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -8,6 +9,7 @@ use shmbus::schema::Schema;
 use shmbus::store::{list_segments, ReplayStart, SegmentReader, StoredRecord};
 
 use crate::error::CliError;
+use crate::timefmt::parse_time;
 
 /// The schema and type id recorded in a topic's segments (from the first sealed one
 /// that carries a schema); `(None, type id)` for raw topics or when only an unsealed
@@ -84,4 +86,34 @@ pub fn stored_end(dir: &std::path::Path) -> u64 {
         .map(|r| r.summary().end_pos)
         .find(|&e| e > 0)
         .unwrap_or(0)
+}
+
+/// Where `tail` and `replay` start in the log (`--from-time` or `--from-position`).
+#[derive(clap::Args)]
+pub struct StartArgs {
+    /// Start at the first event (in log order) at or after this time: RFC 3339 UTC
+    /// (2026-11-27T21:00:00Z), unix ns, or relative (-5m).
+    #[arg(
+        long,
+        value_name = "TIME",
+        conflicts_with = "from_position",
+        allow_hyphen_values = true
+    )]
+    pub from_time: Option<String>,
+    /// Start at this record position.
+    #[arg(long, value_name = "POSITION")]
+    pub from_position: Option<u64>,
+}
+
+impl StartArgs {
+    /// The start asked for, if any (a relative time counts from now).
+    pub fn start(&self) -> Result<Option<ReplayStart>, CliError> {
+        Ok(match (&self.from_time, self.from_position) {
+            (Some(t), _) => Some(ReplayStart::Time(
+                parse_time(t, shmbus::now_ns()).map_err(CliError::usage)?,
+            )),
+            (None, Some(p)) => Some(ReplayStart::Position(p)),
+            (None, None) => None,
+        })
+    }
 }

@@ -22,9 +22,8 @@ use crate::error::CliError;
 use crate::output::Format;
 use crate::progress::{share, Progress};
 use crate::report::{human_bytes, out_line, Obj};
-use crate::stored::{for_each_stored, stored_end, stored_schema};
+use crate::stored::{for_each_stored, stored_end, stored_schema, StartArgs};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
-use crate::timefmt::parse_time;
 use crate::units::parse_size;
 use crate::Ctx;
 
@@ -49,18 +48,8 @@ pub struct Args {
     /// Speed factor over the recorded pace; 0 or `max` for as fast as possible.
     #[arg(long, value_name = "FACTOR", default_value = "1", value_parser = parse_speed)]
     pub speed: f64,
-    /// Start at the first stored event at or after this time (RFC 3339 UTC, unix ns,
-    /// or relative like -5m).
-    #[arg(
-        long,
-        value_name = "TIME",
-        conflicts_with = "from_position",
-        allow_hyphen_values = true
-    )]
-    pub from_time: Option<String>,
-    /// Start at this stored position.
-    #[arg(long, value_name = "POSITION")]
-    pub from_position: Option<u64>,
+    #[command(flatten)]
+    pub from: StartArgs,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -77,13 +66,7 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 
 /// Runs `shmbus replay`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
-    let start = match (&args.from_time, args.from_position) {
-        (Some(t), _) => {
-            ReplayStart::Time(parse_time(t, shmbus::now_ns()).map_err(CliError::usage)?)
-        }
-        (None, Some(p)) => ReplayStart::Position(p),
-        (None, None) => ReplayStart::Position(0),
-    };
+    let start = args.from.start()?.unwrap_or(ReplayStart::Position(0));
     let (_, dir) = store_topics(&args.store, Some(&args.topic))?.remove(0);
     let (schema, stored_type) = stored_schema(&dir)?;
     let (dest, created) = if args.create {

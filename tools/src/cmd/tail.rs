@@ -24,9 +24,9 @@ use crate::error::CliError;
 use crate::output::Format;
 use crate::progress::{share, Progress};
 use crate::report::{base64, hex, note, out_line, Obj};
-use crate::stored::{for_each_stored, stored_end, stored_schema};
+use crate::stored::{for_each_stored, stored_end, stored_schema, StartArgs};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
-use crate::timefmt::{format_time, parse_time};
+use crate::timefmt::format_time;
 use crate::Ctx;
 
 /// How raw payloads are printed.
@@ -50,18 +50,8 @@ pub struct Args {
     /// Keep following the live ring (until SIGINT/SIGTERM).
     #[arg(short, long)]
     pub follow: bool,
-    /// Start at the first event (in log order) at or after this time: RFC 3339 UTC
-    /// (2026-11-27T21:00:00Z), unix ns, or relative (-5m).
-    #[arg(
-        long,
-        value_name = "TIME",
-        conflicts_with = "from_position",
-        allow_hyphen_values = true
-    )]
-    pub from_time: Option<String>,
-    /// Start at this record position.
-    #[arg(long, value_name = "POSITION")]
-    pub from_position: Option<u64>,
+    #[command(flatten)]
+    pub from: StartArgs,
     /// Read the store's segments first, then cross into the live ring.
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -241,15 +231,7 @@ fn attach_error(topic: &str, e: AttachError) -> CliError {
 
 /// Runs `shmbus tail`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
-    let from_time = match &args.from_time {
-        Some(t) => Some(parse_time(t, shmbus::now_ns()).map_err(CliError::usage)?),
-        None => None,
-    };
-    let start = match (from_time, args.from_position) {
-        (Some(t), _) => Some(ReplayStart::Time(t)),
-        (None, Some(p)) => Some(ReplayStart::Position(p)),
-        (None, None) => None,
-    };
+    let start = args.from.start()?;
     let mut sink = Sink {
         last: start.is_none().then(VecDeque::new),
         keep: args.n.unwrap_or(10) as usize,
