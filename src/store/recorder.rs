@@ -686,7 +686,7 @@ struct Rec {
 }
 
 /// How long a caught-up recorder sleeps, having taken `taken` bytes of records in
-/// the `window` since it last looked: as long as an eighth of the ring takes to arrive
+/// the `window` since it last caught up (its sleep then, and the work since): as long as an eighth of the ring takes to arrive
 /// at that rate, within [`IDLE_SLEEP_MIN`, `IDLE_SLEEP_MAX`].
 fn idle_sleep(capacity: u64, taken: u64, window: Duration) -> Duration {
     if taken == 0 {
@@ -800,28 +800,29 @@ impl Rec {
                     }
                     self.accept(pos, ts, next, len)
                 }
-                Ok(None) if idle && !long_idle => {
+                Ok(None) if !long_idle => {
+                    // Caught up: hand the batch to the storage and sleep while it is
+                    // written and more records arrive, then reap. Waiting for the
+                    // write instead would take a few records per write, chasing the
+                    // publisher with tiny writes (every one a wake-up of the kernel's
+                    // worker and a look at the line the publisher writes next).
                     let capacity = sub.topic().capacity();
+                    self.flush()?;
                     let now = Instant::now();
-                    self.idle_since.get_or_insert(now);
+                    if idle {
+                        self.idle_since.get_or_insert(now);
+                    }
+                    // The records taken since the last catch-up came during the sleep
+                    // before and the work since: the rate that sets this sleep.
                     std::thread::sleep(idle_sleep(capacity, self.taken, now - self.last_look));
-                    self.last_look = Instant::now();
+                    self.last_look = now;
                     self.taken = 0;
+                    self.pump(false)?;
                     self.maybe_sync();
                     self.maybe_retention();
                     Ok(())
                 }
                 Ok(None) => {
-                    // Caught up. Write the batch now if nothing is in flight; else let
-                    // it grow until a write completes (small writes would cap the
-                    // bandwidth at one record per write's latency).
-                    if self.storage.in_flight() == 0 {
-                        self.flush()?;
-                    }
-                    if self.storage.in_flight() > 0 {
-                        // Nothing to receive: wait for a write instead of spinning.
-                        self.pump(true)?;
-                    }
                     self.maybe_sync();
                     self.maybe_retention();
                     Ok(())
