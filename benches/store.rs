@@ -18,9 +18,14 @@
 //!   several syncs and the kernel's dirty-page throttling. For reference it also
 //!   measures the device without the page cache: 1 MiB `O_DIRECT` writes;
 //! - (b) the publisher's send latency (p50, p99, p99.9; each `send_bytes` timed on its
-//!   own) at a paced rate of 1 KiB events, with the recorder running, versus the same
-//!   run without it (nobody subscribed), in alternating pairs of runs (3, or 2 with
-//!   `--quick`; medians), since one run's p99 moves between two levels from run to run;
+//!   own) at a paced rate of 1 KiB events: without a recorder (nobody subscribed), with
+//!   the recorder in a process of its own (as `shmbus record` runs it: this bench again,
+//!   `SHMBUS_BENCH_ROLE=recorder`), and with the recorder as a thread of the publisher's
+//!   process (`Recorder::spawn`), in rounds of one run of each kind, the order rotating
+//!   (6 rounds, 2 with `--quick`, or `SHMBUS_BENCH_ROUNDS`; medians, and each round's
+//!   ratio). One run's p99 moves between levels from minute to minute on this VM (set
+//!   by how often the publisher's first write to a page of the ring is slow, which
+//!   moves with the host's load), so only runs close in time compare;
 //! - (c) in the runs with the recorder, the p99.9 of the sends around segment rollovers
 //!   (within one ring capacity of a segment boundary) versus the rest.
 //!
@@ -32,6 +37,7 @@
 //! cargo bench --bench store -- --quick      # smaller counts
 //! cargo bench --bench store -- --markdown-out target/store-bench.md
 //! cargo bench --bench store -- --only bandwidth   # or raw, or latency (for profiling)
+//! cargo bench --bench store -- --only rounds      # (b) and (c) only
 //! ```
 //!
 //! `SHMBUS_BENCH_MIB=n` sets the bytes of both bandwidth runs (default 4096, 256 with
@@ -88,7 +94,7 @@ impl Config {
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(|m| m << 20)
                 .unwrap_or(if quick { 256 << 20 } else { 4 << 30 }),
-            events: if quick { 200_000 } else { 1_000_000 },
+            events: if quick { 100_000 } else { 300_000 },
             rate: 100_000,
             markdown_out,
             store_root,
@@ -278,16 +284,94 @@ struct Latencies {
     segments: usize,
 }
 
-/// (b)/(c) paced sends, each timed; with or without a recorder.
-fn send_latency(root: &Path, cfg: &Config, with_recorder: bool) -> Latencies {
-    let d = Dirs::new(root, if with_recorder { "lat-rec" } else { "lat" });
+/// Where the recorder runs in a latency run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rec {
+    /// No recorder (nobody subscribed).
+    None,
+    /// In a process of its own (as `shmbus record` runs it): this bench again, with
+    /// `SHMBUS_BENCH_ROLE=recorder`.
+    Own,
+    /// A thread of the publisher's process (`Recorder::spawn`).
+    Thread,
+}
+
+/// The recorder process's side of [`Rec::Own`]: record the topic until told the tail to
+/// wait for (a line on stdin), then stop and report the segments (a line on stdout).
+fn recorder_role(bus: &Path, store: &Path, segment_size: u64) {
+    use std::io::BufRead;
+    let t = Bus::open_dir(bus)
+        .expect("open bus")
+        .topic("bench")
+        .open()
+        .expect("open topic");
+    let rec = Recorder::spawn(&t, store, recorder_config(segment_size)).expect("recorder");
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .expect("read tail");
+    let tail: u64 = line.trim().parse().expect("tail position");
+    assert!(rec.wait_persisted(tail, Duration::from_secs(600)));
+    rec.stop().expect("stop recorder");
+    println!("done");
+}
+
+/// A recorder in its own process, recording until [`OwnRecorder::finish`].
+struct OwnRecorder {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl OwnRecorder {
+    fn spawn(d: &Dirs, segment_size: u64) -> OwnRecorder {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .env("SHMBUS_BENCH_ROLE", "recorder")
+            .arg(&d.bus)
+            .arg(&d.store)
+            .arg(segment_size.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the recorder process");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("recorder ready");
+        assert_eq!(line.trim(), "ready", "the recorder process did not start");
+        OwnRecorder { child, out }
+    }
+
+    fn finish(mut self, tail: u64) {
+        use std::io::{BufRead, Write};
+        let mut stdin = self.child.stdin.take().expect("stdin");
+        writeln!(stdin, "{tail}").expect("tell the recorder the tail");
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("recorder done");
+        assert_eq!(line.trim(), "done", "the recorder process failed");
+        assert!(self.child.wait().expect("wait").success());
+    }
+}
+
+/// (b)/(c) paced sends, each timed; without a recorder, or with one in its own process
+/// or in this one.
+fn send_latency(root: &Path, cfg: &Config, rec: Rec) -> Latencies {
+    let d = Dirs::new(root, &format!("lat-{rec:?}"));
     let ring = 4 << 20;
     let t = topic(&d, ring);
     let seg_size = if cfg.quick { 16 << 20 } else { 64 << 20 };
-    let rec = with_recorder
+    let thread = (rec == Rec::Thread)
         .then(|| Recorder::spawn(&t, &d.store, recorder_config(seg_size)).expect("recorder"));
+    let own = (rec == Rec::Own).then(|| OwnRecorder::spawn(&d, seg_size));
     let mut p = t.publisher().expect("publisher");
     let payload = vec![0x3cu8; PAYLOAD];
+    // One lap untimed first: the first touch of each page of the ring is a page fault
+    // (about 1.5 µs), which is not what this measures.
+    for _ in 0..ring / RECORD {
+        p.send_bytes(1, &payload).expect("send");
+    }
     let mut samples: Vec<(u64, u64)> = Vec::with_capacity(cfg.events as usize);
     let gap = Duration::from_nanos(1_000_000_000 / cfg.rate);
     let start = Instant::now();
@@ -301,9 +385,14 @@ fn send_latency(root: &Path, cfg: &Config, with_recorder: bool) -> Latencies {
         samples.push((pos, s.elapsed().as_nanos() as u64));
     }
     let mut bases = Vec::new();
-    if let Some(rec) = rec {
+    if let Some(rec) = thread {
         assert!(rec.wait_persisted(t.tail(), Duration::from_secs(600)));
         rec.stop().expect("stop recorder");
+    }
+    if let Some(rec) = own {
+        rec.finish(t.tail());
+    }
+    if rec != Rec::None {
         bases = list_segments(&d.store.join("bench"))
             .expect("list segments")
             .iter()
@@ -346,6 +435,12 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
+    if std::env::var_os("SHMBUS_BENCH_ROLE").is_some_and(|r| r == "recorder") {
+        let a: Vec<String> = std::env::args().collect();
+        let size = a[3].parse().expect("segment size");
+        recorder_role(Path::new(&a[1]), Path::new(&a[2]), size);
+        return;
+    }
     let cfg = Config::from_args();
     if cfg.only.as_deref() == Some("raw") {
         let raw_dir = Dirs::new(&cfg.store_root, "raw");
@@ -365,7 +460,7 @@ fn main() {
         return;
     }
     if cfg.only.as_deref() == Some("latency") {
-        let l = send_latency(&cfg.store_root, &cfg, true);
+        let l = send_latency(&cfg.store_root, &cfg, Rec::Thread);
         println!(
             "with the recorder: p50 {} ns, p99 {} ns, p99.9 {} ns",
             q(&l.all, 0.5),
@@ -374,33 +469,41 @@ fn main() {
         );
         return;
     }
-    let raw_dir = Dirs::new(&cfg.store_root, "raw");
-    eprintln!("store bench: raw bandwidth ({} MiB)...", cfg.bytes >> 20);
-    let raw = raw_bandwidth(&raw_dir.store, cfg.bytes);
-    eprintln!("store bench: O_DIRECT bandwidth...");
-    let direct = direct_bandwidth(&raw_dir.store, cfg.bytes);
-    drop(raw_dir);
-    eprintln!("store bench: recorder bandwidth...");
-    let (recbw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
-    // (b) in alternating pairs (without first, then with first, ...), so drift in
-    // the machine falls on both sides; each figure is the median over the runs.
-    let pairs = if cfg.quick { 2 } else { 3 };
-    let (mut bases, mut withs) = (Vec::new(), Vec::new());
-    for i in 0..pairs {
-        for with in [i % 2 == 1, i % 2 == 0] {
+    let rounds_only = cfg.only.as_deref() == Some("rounds");
+    let (raw, direct, recbw, storage, segs) = if rounds_only {
+        (0.0, None, 0.0, "", 0)
+    } else {
+        let raw_dir = Dirs::new(&cfg.store_root, "raw");
+        eprintln!("store bench: raw bandwidth ({} MiB)...", cfg.bytes >> 20);
+        let raw = raw_bandwidth(&raw_dir.store, cfg.bytes);
+        eprintln!("store bench: O_DIRECT bandwidth...");
+        let direct = direct_bandwidth(&raw_dir.store, cfg.bytes);
+        drop(raw_dir);
+        eprintln!("store bench: recorder bandwidth...");
+        let (recbw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
+        (raw, direct, recbw, storage, segs)
+    };
+    // (b) in rounds of one run of each kind, the order rotating from round to round,
+    // so drift in the machine falls on every kind; each figure is the median over the
+    // rounds, and each ratio is given per round too.
+    let rounds = std::env::var("SHMBUS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(if cfg.quick { 2 } else { 6 });
+    let kinds = [Rec::None, Rec::Own, Rec::Thread];
+    let mut runs: [Vec<Latencies>; 3] = Default::default();
+    for i in 0..rounds {
+        for k in 0..3 {
+            let kind = (i + k) % 3;
             eprintln!(
-                "store bench: send latency {} a recorder ({}/{pairs})...",
-                if with { "with" } else { "without" },
+                "store bench: send latency, {:?} ({}/{rounds})...",
+                kinds[kind],
                 i + 1
             );
-            let l = send_latency(&cfg.store_root, &cfg, with);
-            if with {
-                withs.push(l);
-            } else {
-                bases.push(l);
-            }
+            runs[kind].push(send_latency(&cfg.store_root, &cfg, kinds[kind]));
         }
     }
+    let [bases, owns, threads] = &runs;
     let median = |runs: &[Latencies], p: f64| {
         let mut v: Vec<u64> = runs.iter().map(|l| q(&l.all, p)).collect();
         v.sort_unstable();
@@ -412,15 +515,30 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    // The p99 ratio of each round, and their median.
+    let per_round = |withs: &[Latencies]| {
+        let mut v: Vec<f64> = bases
+            .iter()
+            .zip(withs)
+            .map(|(b, w)| ratio(q(&w.all, 0.99), q(&b.all, 0.99)))
+            .collect();
+        let shown = v
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        v.sort_by(f64::total_cmp);
+        (shown, v[v.len() / 2])
+    };
     let (mut rollover, mut steady) = (histogram(), histogram());
-    for l in &withs {
+    for l in owns.iter().chain(threads) {
         rollover.add(&l.rollover).expect("histogram");
         steady.add(&l.steady).expect("histogram");
     }
-    let segments = withs.last().map_or(0, |l| l.segments);
+    let segments = owns.last().map_or(0, |l| l.segments);
 
     let mb = |b: f64| b / 1e6;
-    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let mut md = String::new();
     md.push_str("### Store: recorder versus the disk\n\n");
     md.push_str(&format!(
@@ -428,21 +546,22 @@ fn main() {
         cfg.store_root.display(),
         if cfg.quick { ", `--quick`" } else { "" }
     ));
-    md.push_str("| (a) sequential write bandwidth | MB/s |\n|---|---:|\n");
-    md.push_str(&format!(
-        "| raw: 256 KiB `pwrite` loop, {} MiB | {:.0} |\n",
-        cfg.bytes >> 20,
-        mb(raw)
-    ));
-    md.push_str(&format!(
-        "| recorder: 1 KiB records, one publisher at full speed ({segs} segments) | {:.0} |\n",
-        mb(recbw)
-    ));
-    md.push_str(&format!(
-        "| ratio recorder / raw | **{:.2}** (target ≥ 0.9) |\n",
-        recbw / raw
-    ));
-    match direct {
+    if !rounds_only {
+        md.push_str("| (a) sequential write bandwidth | MB/s |\n|---|---:|\n");
+        md.push_str(&format!(
+            "| raw: 256 KiB `pwrite` loop, {} MiB | {:.0} |\n",
+            cfg.bytes >> 20,
+            mb(raw)
+        ));
+        md.push_str(&format!(
+            "| recorder: 1 KiB records, one publisher at full speed ({segs} segments) | {:.0} |\n",
+            mb(recbw)
+        ));
+        md.push_str(&format!(
+            "| ratio recorder / raw | **{:.2}** (target ≥ 0.9) |\n",
+            recbw / raw
+        ));
+        match direct {
         Some(d) => md.push_str(&format!(
             "| the device: 1 MiB `O_DIRECT` writes, no page cache | {:.0} |\n| ratio recorder / `O_DIRECT` | {:.2} |\n\n",
             mb(d),
@@ -450,19 +569,27 @@ fn main() {
         )),
         None => md.push_str("| the device: `O_DIRECT` refused by this file system | |\n\n"),
     }
+    }
     md.push_str(&format!(
         "(b) Publisher `send_bytes` latency, 1 KiB events paced at {} events/s, {} events \
-         per run, 4 MiB ring, {pairs} alternating pairs of runs (medians; p99 of each run \
-         without: {}; with: {}):\n\n",
+         per run after an untimed lap of the ring, 4 MiB ring; {rounds} rounds of three runs \
+         (no recorder, the recorder in its own process, the recorder as a thread of the \
+         publisher's process), the order rotating; medians over the rounds. p99 of each \
+         run: without {}; own process {}; thread {}.\n\n",
         cfg.rate,
         cfg.events,
-        list(&bases, 0.99),
-        list(&withs, 0.99)
+        list(bases, 0.99),
+        list(owns, 0.99),
+        list(threads, 0.99),
     ));
     md.push_str("| | p50 | p99 | p99.9 |\n|---|---:|---:|---:|\n");
     for (name, runs) in [
-        ("without a recorder", &bases),
-        ("with the recorder", &withs),
+        ("without a recorder", bases),
+        ("the recorder in its own process", owns),
+        (
+            "the recorder as a thread of the publisher's process",
+            threads,
+        ),
     ] {
         md.push_str(&format!(
             "| {name} | {} ns | {} ns | {} ns |\n",
@@ -471,17 +598,28 @@ fn main() {
             median(runs, 0.999)
         ));
     }
-    let r = |p: f64| ratio(median(&withs, p), median(&bases, p));
-    md.push_str(&format!(
-        "| ratio | {:.2} | **{:.2}** (target ≤ 1.1) | {:.2} |\n\n",
-        r(0.5),
-        r(0.99),
-        r(0.999)
-    ));
+    for (name, withs) in [("own process", owns), ("thread", threads)] {
+        let r = |p: f64| ratio(median(withs, p), median(bases, p));
+        md.push_str(&format!(
+            "| ratio, {name} / without | {:.2} | **{:.2}** (target ≤ 1.1) | {:.2} |\n",
+            r(0.5),
+            r(0.99),
+            r(0.999)
+        ));
+    }
+    md.push('\n');
+    for (name, withs) in [("own process", owns), ("thread", threads)] {
+        let (shown, med) = per_round(withs);
+        md.push_str(&format!(
+            "p99 ratio to the run without a recorder in each round, {name}: {shown} (median \
+             {med:.2}).\n"
+        ));
+    }
+    md.push('\n');
     md.push_str(&format!(
         "(c) With the recorder ({} runs, {} segments in the last): p99.9 of sends within one \
          ring capacity of a segment rollover {} ns ({} sends), elsewhere {} ns ({} sends).\n",
-        withs.len(),
+        owns.len() + threads.len(),
         segments,
         q(&rollover, 0.999),
         rollover.len(),
