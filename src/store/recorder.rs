@@ -201,11 +201,17 @@ pub struct RecorderStats {
 
 const MAX_KEPT_ERRORS: usize = 1024;
 /// How long a caught-up recorder sleeps between looks at the ring: long enough that
-/// its look at the next record's line (which takes that cache line from the publisher,
-/// who then pays to take it back) comes rarely, short enough that an eighth of the
-/// ring at most arrives meanwhile at the rate it saw (see `Rec::idle_sleep`).
+/// its looks (each takes the line of the next record's commit word from the
+/// publisher, who then pays to take it back, and each costs the publisher's core some
+/// of its page walks on this VM; see the README's Store section) come rarely, short
+/// enough that an eighth of the ring at most arrives meanwhile at the rate it saw (see
+/// `idle_sleep`), and never longer than the whole ring takes to fill at
+/// [`BURST_BYTES_PER_NS`], so that a burst after a quiet spell finds room.
 const IDLE_SLEEP_MIN: Duration = Duration::from_micros(20);
-const IDLE_SLEEP_MAX: Duration = Duration::from_millis(1);
+const IDLE_SLEEP_MAX: Duration = Duration::from_millis(4);
+/// A publisher's burst rate, for the longest sleep: 1 GB/s (1 KiB records from one
+/// publisher at full speed reach about that here).
+const BURST_BYTES_PER_NS: u64 = 1;
 /// After this long without a record, it waits in the subscriber instead.
 const IDLE_BEFORE_BLOCK: Duration = Duration::from_millis(10);
 /// How long an idle recorder blocks on the topic's futex at a time.
@@ -686,15 +692,18 @@ struct Rec {
 }
 
 /// How long a caught-up recorder sleeps, having taken `taken` bytes of records in
-/// the `window` since it last caught up (its sleep then, and the work since): as long as an eighth of the ring takes to arrive
-/// at that rate, within [`IDLE_SLEEP_MIN`, `IDLE_SLEEP_MAX`].
+/// the `window` since it last caught up (its sleep then, and the work since): as long
+/// as an eighth of the ring takes to arrive at that rate, within [`IDLE_SLEEP_MIN`]
+/// and the longest sleep for this ring (at most [`IDLE_SLEEP_MAX`], and no longer than
+/// the ring takes to fill at [`BURST_BYTES_PER_NS`]).
 fn idle_sleep(capacity: u64, taken: u64, window: Duration) -> Duration {
+    let longest =
+        Duration::from_nanos(capacity / BURST_BYTES_PER_NS).clamp(IDLE_SLEEP_MIN, IDLE_SLEEP_MAX);
     if taken == 0 {
-        return IDLE_SLEEP_MAX;
+        return longest;
     }
     let ns = u128::from(capacity / 8) * window.as_nanos() / u128::from(taken);
-    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
-        .clamp(IDLE_SLEEP_MIN, IDLE_SLEEP_MAX)
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)).clamp(IDLE_SLEEP_MIN, longest)
 }
 
 /// Why the loop gave up.
@@ -1493,25 +1502,27 @@ mod tests {
 
     #[test]
     fn a_caught_up_recorder_sleeps_while_an_eighth_of_the_ring_arrives() {
-        // Nothing arrived: the longest sleep.
+        let ms = Duration::from_millis;
+        // Nothing arrived: the longest sleep for the ring, which a burst at 1 GB/s
+        // would not fill: about 1 ms for 1 MiB, at most 4 ms.
+        assert_eq!(idle_sleep(1 << 20, 0, ms(1)), Duration::from_nanos(1 << 20));
+        assert_eq!(idle_sleep(64 << 20, 0, ms(1)), IDLE_SLEEP_MAX);
+        // 4 MiB ring, 100 KiB in 1 ms: an eighth (512 KiB) takes 5.12 ms, cut to 4 ms.
+        assert_eq!(idle_sleep(4 << 20, 100 << 10, ms(1)), IDLE_SLEEP_MAX);
+        // 64 MiB ring, 4 MiB in 1 ms: an eighth takes 2 ms.
+        assert_eq!(idle_sleep(64 << 20, 4 << 20, ms(1)), ms(2));
+        // 1 MiB ring, 16 KiB in 1 ms: an eighth (128 KiB) takes 8 ms, cut to the
+        // ring's longest.
         assert_eq!(
-            idle_sleep(1 << 20, 0, Duration::from_millis(1)),
-            IDLE_SLEEP_MAX
-        );
-        // 1 MiB ring, 16 KiB in 1 ms: an eighth (128 KiB) takes 8 ms, cut to the longest.
-        assert_eq!(
-            idle_sleep(1 << 20, 16 << 10, Duration::from_millis(1)),
-            IDLE_SLEEP_MAX
+            idle_sleep(1 << 20, 16 << 10, ms(1)),
+            Duration::from_nanos(1 << 20)
         );
         // 512 KiB in 1 ms: an eighth takes 250 µs.
         assert_eq!(
-            idle_sleep(1 << 20, 512 << 10, Duration::from_millis(1)),
+            idle_sleep(1 << 20, 512 << 10, ms(1)),
             Duration::from_micros(250)
         );
         // A fast stream into a small ring: never below the shortest sleep.
-        assert_eq!(
-            idle_sleep(64 << 10, 1 << 30, Duration::from_millis(1)),
-            IDLE_SLEEP_MIN
-        );
+        assert_eq!(idle_sleep(64 << 10, 1 << 30, ms(1)), IDLE_SLEEP_MIN);
     }
 }
