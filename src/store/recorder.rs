@@ -201,9 +201,10 @@ pub struct RecorderStats {
 
 const MAX_KEPT_ERRORS: usize = 1024;
 /// How long a caught-up recorder sleeps between looks at the ring: long enough that
-/// its looks (each takes the line of the next record's commit word from the
-/// publisher, who then pays to take it back, and each costs the publisher's core some
-/// of its page walks on this VM; see the README's Store section) come rarely, short
+/// its looks come rarely (each takes the line of the next record's commit word from
+/// the publisher, who then pays to take it back; and on the VM where shmbus is
+/// measured, looks from a thread of the publisher's own process slow some of its
+/// sends for reasons not found, see the README's Store section), short
 /// enough that an eighth of the ring at most arrives meanwhile at the rate it saw (see
 /// `idle_sleep`), and never longer than the whole ring takes to fill at
 /// [`BURST_BYTES_PER_NS`], so that a burst after a quiet spell finds room.
