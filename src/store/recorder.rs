@@ -779,17 +779,14 @@ impl Rec {
                     "the recorder lost its subscriber".into(),
                 )));
             };
-            // Caught up: look again after a short sleep rather than poll the next
-            // record's commit word, which the publisher is about to write (polling it
-            // makes every publish pay for taking the cache line back). After a while
-            // of idleness, wait in the subscriber (which also turns a dead producer's
-            // abandoned claim into a gap).
+            // After a while of idleness, wait in the subscriber (which also turns a
+            // dead producer's abandoned claim into a gap).
             let long_idle = idle
                 && self
                     .idle_since
                     .is_some_and(|t| t.elapsed() >= IDLE_BEFORE_BLOCK);
             let got = if long_idle {
-                // Stays in this mode (the streak is kept) until a record arrives.
+                // Stays in this mode (`idle_since` is kept) until a record arrives.
                 sub.recv_bytes_timeout(IDLE_BLOCK)
             } else {
                 sub.try_recv_bytes()
@@ -810,29 +807,27 @@ impl Rec {
                     }
                     self.accept(pos, ts, next, len)
                 }
-                Ok(None) if !long_idle => {
-                    // Caught up: hand the batch to the storage and sleep while it is
-                    // written and more records arrive, then reap. Waiting for the
-                    // write instead would take a few records per write, chasing the
-                    // publisher with tiny writes (every one a wake-up of the kernel's
-                    // worker and a look at the line the publisher writes next).
-                    let capacity = sub.topic().capacity();
-                    self.flush()?;
-                    let now = Instant::now();
-                    if idle {
-                        self.idle_since.get_or_insert(now);
-                    }
-                    // The records taken since the last catch-up came during the sleep
-                    // before and the work since: the rate that sets this sleep.
-                    std::thread::sleep(idle_sleep(capacity, self.taken, now - self.last_look));
-                    self.last_look = now;
-                    self.taken = 0;
-                    self.pump(false)?;
-                    self.maybe_sync();
-                    self.maybe_retention();
-                    Ok(())
-                }
                 Ok(None) => {
+                    if !long_idle {
+                        // Caught up: hand the batch to the storage, then sleep while it
+                        // is written and more records arrive (the loop reaps after).
+                        // Polling the next record's commit word instead, or waiting for
+                        // each write and taking the few records that came meanwhile,
+                        // would chase the publisher: every look takes the line it
+                        // writes next, and every tiny write wakes the kernel's worker.
+                        let capacity = sub.topic().capacity();
+                        self.flush()?;
+                        let now = Instant::now();
+                        if idle {
+                            self.idle_since.get_or_insert(now);
+                        }
+                        // The records taken since the last catch-up came during the
+                        // sleep before and the work since: the rate that sets this one.
+                        let window = now - self.last_look;
+                        std::thread::sleep(idle_sleep(capacity, self.taken, window));
+                        self.last_look = now;
+                        self.taken = 0;
+                    }
                     self.maybe_sync();
                     self.maybe_retention();
                     Ok(())
