@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shmbus::store::storage::{Completion, Syncer, Write};
+use shmbus::store::storage::{Completion, Write};
 use shmbus::store::{
     list_segments, FaultControl, FaultStorage, Fsync, PwriteStorage, Recorder, RecorderConfig,
     RecorderHandle, Storage, StoreError,
@@ -295,12 +295,6 @@ impl Storage for Slow {
     }
     fn in_flight(&self) -> usize {
         self.queue.len()
-    }
-    fn syncer(&self) -> Arc<dyn Syncer> {
-        self.inner.syncer()
-    }
-    fn allocate(&mut self, fd: std::os::fd::RawFd, len: u64) -> std::io::Result<()> {
-        self.inner.allocate(fd, len)
     }
 }
 

@@ -130,14 +130,19 @@ pub trait Storage: Send {
     /// Writes submitted and not yet reaped.
     fn in_flight(&self) -> usize;
     /// The handle that syncs files for this backend; it may be used from another
-    /// thread while writes go on.
-    fn syncer(&self) -> Arc<dyn Syncer>;
-    /// Reserve `len` bytes for the file (a no-op where unsupported).
+    /// thread while writes go on. [`Fdatasync`] unless the backend has its own.
+    fn syncer(&self) -> Arc<dyn Syncer> {
+        Arc::new(Fdatasync)
+    }
+    /// Reserve `len` bytes for the file (a no-op where unsupported): `fallocate`
+    /// unless the backend has its own.
     ///
     /// # Errors
     ///
     /// The OS error (ENOSPC when the disk is full).
-    fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()>;
+    fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
+        fallocate(fd, len)
+    }
 }
 
 /// Makes written bytes durable. Shared between threads: the recorder syncs through it
@@ -224,12 +229,6 @@ impl Storage for PwriteStorage {
     }
     fn in_flight(&self) -> usize {
         self.done.len()
-    }
-    fn syncer(&self) -> Arc<dyn Syncer> {
-        Arc::new(Fdatasync)
-    }
-    fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
-        fallocate(fd, len)
     }
 }
 
@@ -421,14 +420,6 @@ impl Storage for UringStorage {
 
     fn in_flight(&self) -> usize {
         self.in_flight + self.stash.len()
-    }
-
-    fn syncer(&self) -> Arc<dyn Syncer> {
-        Arc::new(Fdatasync)
-    }
-
-    fn allocate(&mut self, fd: RawFd, len: u64) -> io::Result<()> {
-        fallocate(fd, len)
     }
 }
 
