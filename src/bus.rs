@@ -1133,3 +1133,16 @@ impl<E: Payload> Topic<E> {
             .store(SLOT_FREE, Ordering::Release);
     }
 }
+
+impl<E> Topic<E> {
+    /// The exclusive publisher in slot `slot` detaches: clear the exclusive word if it
+    /// still names that slot.
+    pub(crate) fn release_exclusive(&self, slot: usize) {
+        use crate::ring::Memory;
+        let word = self.inner.ring.mem.word(OFF_EXCLUSIVE);
+        let w = word.load(Ordering::SeqCst);
+        if exclusive_holder(w).is_some_and(|(s, _)| s == slot) {
+            let _ = word.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
+        }
+    }
+}

@@ -59,13 +59,7 @@ impl<E: Payload> Topic<E> {
     ///
     /// [`AttachError::TooManyProducers`] when every slot is held by a live process.
     pub fn publisher(&self) -> Result<Publisher<E>, AttachError> {
-        fault::init();
-        let ring = self.writable_ring()?;
-        let slot = self.register_producer()?;
-        if let Err(e) = self.check_not_exclusive(slot) {
-            self.free_producer(slot);
-            return Err(e);
-        }
+        let (ring, slot) = self.attach_producer(|slot| self.check_not_exclusive(slot))?;
         Ok(self.publisher_in(ring, ProducerCursor::new(slot)))
     }
 
@@ -86,18 +80,28 @@ impl<E: Payload> Topic<E> {
     /// [`AttachError::ExclusivePublisher`] when another exclusive publisher holds the
     /// topic, [`AttachError::TooManyProducers`].
     pub fn exclusive_publisher(&self) -> Result<Publisher<E>, AttachError> {
-        fault::init();
-        let ring = self.writable_ring()?;
-        let slot = self.register_producer()?;
         let light = crate::os::light_wake();
-        if let Err(e) = self.claim_exclusive(slot, light) {
-            self.free_producer(slot);
-            return Err(e);
-        }
+        let (ring, slot) = self.attach_producer(|slot| self.claim_exclusive(slot, light))?;
         let mut cur = ProducerCursor::new(slot);
         cur.exclusive = true;
         cur.light_wake = light;
         Ok(self.publisher_in(ring, cur))
+    }
+
+    /// Take a producer slot, then `check` it (the exclusivity rules); the slot is
+    /// freed again if the check fails.
+    fn attach_producer(
+        &self,
+        check: impl FnOnce(usize) -> Result<(), AttachError>,
+    ) -> Result<(Arc<Ring<Mapping>>, usize), AttachError> {
+        fault::init();
+        let ring = self.writable_ring()?;
+        let slot = self.register_producer()?;
+        if let Err(e) = check(slot) {
+            self.free_producer(slot);
+            return Err(e);
+        }
+        Ok((ring, slot))
     }
 
     fn publisher_in(&self, ring: Arc<Ring<Mapping>>, cur: ProducerCursor) -> Publisher<E> {
@@ -120,12 +124,7 @@ impl<E> Drop for Publisher<E> {
     fn drop(&mut self) {
         let r = &self.ring;
         if self.cur.exclusive {
-            use crate::ring::Memory;
-            let word = r.mem.word(crate::layout::OFF_EXCLUSIVE);
-            let w = word.load(Ordering::SeqCst);
-            if crate::layout::exclusive_holder(w).is_some_and(|(slot, _)| slot == self.cur.slot) {
-                let _ = word.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
-            }
+            self.topic.release_exclusive(self.cur.slot);
         }
         r.pword(self.cur.slot, crate::layout::P_CLAIM)
             .store(crate::layout::NO_CLAIM, Ordering::Release);
