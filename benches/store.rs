@@ -20,12 +20,19 @@
 //! - (b) the publisher's send latency (p50, p99, p99.9; each `send_bytes` timed on its
 //!   own) at a paced rate of 1 KiB events: without a recorder (nobody subscribed), with
 //!   the recorder in a process of its own (as `shmbus record` runs it: this bench again,
-//!   `SHMBUS_BENCH_ROLE=recorder`), and with the recorder as a thread of the publisher's
-//!   process (`Recorder::spawn`), in rounds of one run of each kind, the order rotating
-//!   (6 rounds, 2 with `--quick`, or `SHMBUS_BENCH_ROUNDS`; medians, and each round's
-//!   ratio). One run's p99 moves between levels from minute to minute on this VM (set
-//!   by how often the publisher's first write to a page of the ring is slow, which
-//!   moves with the host's load), so only runs close in time compare;
+//!   `SHMBUS_BENCH_ROLE=recorder`), with the recorder as a thread of the publisher's
+//!   process (`Recorder::spawn`), and for reference with no recorder but a plain
+//!   subscriber in a process of its own (`SHMBUS_BENCH_ROLE=reader`) that reads every
+//!   record once a millisecond, in rounds of one run of each kind, the order rotating
+//!   (10 rounds, 2 with `--quick`, or `SHMBUS_BENCH_ROUNDS`; medians, and each round's
+//!   ratio). Every run sends from one publisher into one ring, kept for all of (b); only
+//!   the reader comes and goes, joining at the tail (a recorder on a store of its own).
+//!   One run's p99 moves between levels from minute to minute on this VM (set by how
+//!   often the publisher's first write to a page of the ring is slow, which moves with
+//!   the host's load), so only runs close in time compare; a new ring for each run (as
+//!   until November 2026) added the spread of one set of pages to the next. A run whose
+//!   sends fall behind their pace (a send waited) is flagged, as it measured something
+//!   else;
 //! - (c) in the runs with the recorder, the p99.9 of the sends around segment rollovers
 //!   (within one ring capacity of a segment boundary) versus the rest.
 //!
@@ -33,7 +40,7 @@
 //! `--markdown-out <file>` as well.
 //!
 //! ```text
-//! cargo bench --bench store                 # full run (~9 GB written, ~1 min)
+//! cargo bench --bench store                 # full run (~15 GB written, ~2 min)
 //! cargo bench --bench store -- --quick      # smaller counts
 //! cargo bench --bench store -- --markdown-out target/store-bench.md
 //! cargo bench --bench store -- --only bandwidth   # or raw, or latency (for profiling)
@@ -41,7 +48,10 @@
 //! ```
 //!
 //! `SHMBUS_BENCH_MIB=n` sets the bytes of both bandwidth runs (default 4096, 256 with
-//! `--quick`); `SHMBUS_BENCH_PWRITE=1` makes the bandwidth run use the `pwrite` backend
+//! `--quick`); `SHMBUS_BENCH_RING_KIB=n` the ring of (b) (default 4096; a recorder that
+//! has caught up looks at the ring once an eighth of it has arrived, but at least every
+//! 4 ms and at least as often as its ring would fill at 1 GB/s, so a smaller ring means
+//! more looks); `SHMBUS_BENCH_PWRITE=1` makes the recorders use the `pwrite` backend
 //! instead of io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size
 //! (default 256).
 
@@ -51,7 +61,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use shmbus::store::{list_segments, PwriteStorage, Recorder, RecorderConfig};
+use shmbus::store::{list_segments, PwriteStorage, Recorder, RecorderConfig, RecorderHandle};
 use shmbus::{Bus, Topic};
 
 /// Payload of a 1 KiB record (32-byte header + 992 bytes).
@@ -94,7 +104,7 @@ impl Config {
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(|m| m << 20)
                 .unwrap_or(if quick { 256 << 20 } else { 4 << 30 }),
-            events: if quick { 100_000 } else { 300_000 },
+            events: if quick { 50_000 } else { 100_000 },
             rate: 100_000,
             markdown_out,
             store_root,
@@ -219,12 +229,16 @@ fn direct_bandwidth(dir: &Path, bytes: u64) -> Option<f64> {
 }
 
 fn topic(d: &Dirs, capacity: u64) -> Topic {
+    topic_builder(d, capacity)
+        .open_or_create()
+        .expect("create topic")
+}
+
+fn topic_builder(d: &Dirs, capacity: u64) -> shmbus::TopicBuilder<shmbus::Raw> {
     Bus::open_dir(&d.bus)
         .expect("open bus")
         .topic("bench")
         .capacity(capacity)
-        .open_or_create()
-        .expect("create topic")
 }
 
 fn recorder_config(segment_size: u64) -> RecorderConfig {
@@ -241,18 +255,23 @@ fn recorder_config(segment_size: u64) -> RecorderConfig {
     c
 }
 
+/// The recorder with the storage backend chosen by `SHMBUS_BENCH_PWRITE`.
+fn spawn_recorder(t: &Topic, store: &Path, cfg: RecorderConfig) -> RecorderHandle {
+    if std::env::var_os("SHMBUS_BENCH_PWRITE").is_some() {
+        Recorder::spawn_with(t, store, cfg, Box::new(PwriteStorage::new()))
+    } else {
+        Recorder::spawn(t, store, cfg)
+    }
+    .expect("recorder")
+}
+
 /// (a) the recorder: one publisher as fast as it can (batches of 16 records, so that
 /// the publisher is not what is measured), until everything is persisted and on disk.
 fn recorder_bandwidth(root: &Path, bytes: u64) -> (f64, &'static str, u64) {
     let d = Dirs::new(root, "bw");
     let t = topic(&d, 64 << 20);
     let cfg = recorder_config(256 << 20);
-    let rec = if std::env::var_os("SHMBUS_BENCH_PWRITE").is_some() {
-        Recorder::spawn_with(&t, &d.store, cfg, Box::new(PwriteStorage::new()))
-    } else {
-        Recorder::spawn(&t, &d.store, cfg)
-    }
-    .expect("recorder");
+    let rec = spawn_recorder(&t, &d.store, cfg);
     let mut p = t.publisher().expect("publisher");
     let payload = vec![0xa5u8; PAYLOAD];
     let n = bytes / RECORD;
@@ -282,6 +301,9 @@ struct Latencies {
     rollover: Histogram<u64>,
     steady: Histogram<u64>,
     segments: usize,
+    /// The timed sends took longer than their pace allows (a send waited, e.g. on a
+    /// full ring): the run measured something else.
+    late: bool,
 }
 
 /// Where the recorder runs in a latency run.
@@ -294,18 +316,58 @@ enum Rec {
     Own,
     /// A thread of the publisher's process (`Recorder::spawn`).
     Thread,
+    /// No recorder, but a plain subscriber in a process of its own that reads every
+    /// record (a checksum of its bytes) once a millisecond: what any reader costs.
+    Reader,
+}
+
+/// The reader process's side of [`Rec::Reader`]: read the topic until told the tail
+/// (a line on stdin) and past it, then report (a line on stdout).
+fn reader_role(bus: &Path) {
+    use std::io::BufRead;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let t = Bus::open_dir(bus)
+        .expect("open bus")
+        .topic("bench")
+        .open()
+        .expect("open topic");
+    let mut sub = t.subscriber().open().expect("subscriber");
+    let tail = Arc::new(AtomicU64::new(u64::MAX));
+    let told = tail.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .expect("read tail");
+        told.store(
+            line.trim().parse().expect("tail position"),
+            Ordering::Relaxed,
+        );
+    });
+    println!("ready");
+    let mut sum = 0u32;
+    while sub.position() < tail.load(Ordering::Relaxed) {
+        while let Some(e) = sub.try_recv_bytes().expect("receive") {
+            sum ^= crc32c::crc32c(e.bytes());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::hint::black_box(sum);
+    println!("done");
 }
 
 /// The recorder process's side of [`Rec::Own`]: record the topic until told the tail to
 /// wait for (a line on stdin), then stop and report the segments (a line on stdout).
-fn recorder_role(bus: &Path, store: &Path, segment_size: u64) {
+fn recorder_role(bus: &Path, store: &Path, segment_size: u64, name: &str) {
     use std::io::BufRead;
     let t = Bus::open_dir(bus)
         .expect("open bus")
         .topic("bench")
         .open()
         .expect("open topic");
-    let rec = Recorder::spawn(&t, store, recorder_config(segment_size)).expect("recorder");
+    let rec = spawn_recorder(&t, store, latency_recorder_config(segment_size, name));
     println!("ready");
     let mut line = String::new();
     std::io::stdin()
@@ -318,6 +380,17 @@ fn recorder_role(bus: &Path, store: &Path, segment_size: u64) {
     println!("done");
 }
 
+/// The recorder of a latency run: it joins at the tail (the publisher has been sending
+/// since the first run), on a store of its own, under a name of its own (a durable
+/// subscriber's name keeps its position, which the next run's recorder must not take).
+fn latency_recorder_config(segment_size: u64, name: &str) -> RecorderConfig {
+    RecorderConfig {
+        start: shmbus::Start::Latest,
+        name: name.to_owned(),
+        ..recorder_config(segment_size)
+    }
+}
+
 /// A recorder in its own process, recording until [`OwnRecorder::finish`].
 struct OwnRecorder {
     child: std::process::Child,
@@ -325,14 +398,26 @@ struct OwnRecorder {
 }
 
 impl OwnRecorder {
-    fn spawn(d: &Dirs, segment_size: u64) -> OwnRecorder {
+    fn spawn(bus: &Path, store: &Path, segment_size: u64, name: &str) -> OwnRecorder {
+        let size = segment_size.to_string();
+        OwnRecorder::start(
+            "recorder",
+            &[
+                bus.as_os_str(),
+                store.as_os_str(),
+                size.as_ref(),
+                name.as_ref(),
+            ],
+        )
+    }
+
+    /// This bench again as `role`, with `args`, once it says it is ready.
+    fn start(role: &str, args: &[&std::ffi::OsStr]) -> OwnRecorder {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut child = Command::new(std::env::current_exe().expect("own path"))
-            .env("SHMBUS_BENCH_ROLE", "recorder")
-            .arg(&d.bus)
-            .arg(&d.store)
-            .arg(segment_size.to_string())
+            .env("SHMBUS_BENCH_ROLE", role)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -355,69 +440,161 @@ impl OwnRecorder {
     }
 }
 
-/// (b)/(c) paced sends, each timed; without a recorder, or with one in its own process
-/// or in this one.
-fn send_latency(root: &Path, cfg: &Config, rec: Rec) -> Latencies {
-    let d = Dirs::new(root, &format!("lat-{rec:?}"));
-    let ring = 4 << 20;
-    let t = topic(&d, ring);
-    let seg_size = if cfg.quick { 16 << 20 } else { 64 << 20 };
-    let thread = (rec == Rec::Thread)
-        .then(|| Recorder::spawn(&t, &d.store, recorder_config(seg_size)).expect("recorder"));
-    let own = (rec == Rec::Own).then(|| OwnRecorder::spawn(&d, seg_size));
-    let mut p = t.publisher().expect("publisher");
-    let payload = vec![0x3cu8; PAYLOAD];
-    // One lap untimed first: the first touch of each page of the ring is a page fault
-    // (about 1.5 µs), which is not what this measures.
-    for _ in 0..ring / RECORD {
-        p.send_bytes(1, &payload).expect("send");
-    }
-    // Written through before timing: filling fresh pages while timing would put a page
-    // fault (and its page-table update) every 256 sends into the run.
-    let mut samples: Vec<(u64, u64)> = vec![(1, 1); cfg.events as usize];
-    let gap = Duration::from_nanos(1_000_000_000 / cfg.rate);
-    let start = Instant::now();
-    for i in 0..cfg.events {
-        let due = start + gap * i as u32;
-        while Instant::now() < due {
-            std::hint::spin_loop();
+/// (b)/(c): one topic and one publisher for every latency run, so that all runs send
+/// into the same ring pages from the same process; only the recorder comes and goes.
+struct LatencyBench {
+    dirs: Dirs,
+    topic: Topic,
+    publisher: shmbus::Publisher,
+    payload: Vec<u8>,
+    /// Each send's time in one run, written through once before the first run.
+    samples: Vec<u32>,
+    rate: u64,
+    segment_size: u64,
+    runs: usize,
+}
+
+impl LatencyBench {
+    fn new(root: &Path, cfg: &Config) -> LatencyBench {
+        let dirs = Dirs::new(root, "lat");
+        let ring = std::env::var("SHMBUS_BENCH_RING_KIB")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(4 << 20, |k| k << 10);
+        let topic = topic_builder(&dirs, ring)
+            // Each run's recorder leaves its name behind when it stops (a durable
+            // subscriber's name holds its place for a restart); the next run's publisher
+            // evicts it once it has been detached this long instead of the default 10 s,
+            // in its untimed lead-in. A live recorder is never that far behind.
+            .consumer_timeout(Duration::from_millis(100))
+            .open_or_create()
+            .expect("create topic");
+        let publisher = topic.publisher().expect("publisher");
+        LatencyBench {
+            dirs,
+            topic,
+            publisher,
+            payload: vec![0x3cu8; PAYLOAD],
+            // Written through now: filling fresh pages while timing would put a page
+            // fault (and its page-table update) every 1024 sends into a run.
+            samples: vec![1; cfg.events as usize],
+            rate: cfg.rate,
+            segment_size: if cfg.quick { 16 << 20 } else { 64 << 20 },
+            runs: 0,
         }
-        let s = Instant::now();
-        let pos = p.send_bytes(1, &payload).expect("send");
-        samples[i as usize] = (pos, s.elapsed().as_nanos() as u64);
     }
-    let mut bases = Vec::new();
-    if let Some(rec) = thread {
-        assert!(rec.wait_persisted(t.tail(), Duration::from_secs(600)));
-        rec.stop().expect("stop recorder");
+
+    /// `n` sends paced at the rate, each timed into `samples` if `timed`. Returns the
+    /// position of the first, and whether the sends fell behind their pace by more
+    /// than 10 ms.
+    fn send(&mut self, n: usize, timed: bool) -> (u64, bool) {
+        let gap = Duration::from_nanos(1_000_000_000 / self.rate);
+        let mut first = 0;
+        let mut last = 0;
+        let start = Instant::now();
+        for i in 0..n {
+            let due = start + gap * i as u32;
+            while Instant::now() < due {
+                std::hint::spin_loop();
+            }
+            let s = Instant::now();
+            last = self.publisher.send_bytes(1, &self.payload).expect("send");
+            if timed {
+                self.samples[i] = s.elapsed().as_nanos().min(u32::MAX as u128) as u32;
+            }
+            if i == 0 {
+                first = last;
+            }
+        }
+        assert_eq!(
+            last,
+            first + (n as u64 - 1) * RECORD,
+            "one publisher, 1 KiB records"
+        );
+        (
+            first,
+            start.elapsed() > gap * n as u32 + Duration::from_millis(10),
+        )
     }
-    if let Some(rec) = own {
-        rec.finish(t.tail());
-    }
-    if rec != Rec::None {
-        bases = list_segments(&d.store.join("bench"))
-            .expect("list segments")
-            .iter()
-            .skip(1)
-            .map(|s| s.base)
-            .collect();
-    }
-    let mut l = Latencies {
-        all: histogram(),
-        rollover: histogram(),
-        steady: histogram(),
-        segments: bases.len() + 1,
-    };
-    for (pos, ns) in samples {
-        let near = bases.iter().any(|&b| pos + ring >= b && pos <= b + ring);
-        l.all.record(ns.max(1)).expect("record");
-        if near {
-            l.rollover.record(ns.max(1)).expect("record");
+
+    /// One run: start the recorder (or none), untimed sends while it joins and
+    /// settles, the timed sends, then stop it once it has persisted them.
+    fn run(&mut self, rec: Rec) -> Latencies {
+        self.runs += 1;
+        let name = format!("run-{}", self.runs);
+        let store = self.dirs.store.join(&name);
+        let thread = (rec == Rec::Thread).then(|| {
+            spawn_recorder(
+                &self.topic,
+                &store,
+                latency_recorder_config(self.segment_size, &name),
+            )
+        });
+        let own = match rec {
+            Rec::Own => Some(OwnRecorder::spawn(
+                &self.dirs.bus,
+                &store,
+                self.segment_size,
+                &name,
+            )),
+            Rec::Reader => Some(OwnRecorder::start("reader", &[self.dirs.bus.as_os_str()])),
+            _ => None,
+        };
+        // Four laps untimed, none of which is what this measures. Before the first
+        // run, the first touch of each page of the ring is a page fault (about 1.5 µs).
+        // The send after the first lap may find the previous run's recorder name a full
+        // ring behind, and waits until the name has been detached for the topic's
+        // consumer timeout before evicting it: it is the last of its call, so the
+        // pacing starts afresh after the wait instead of sending the overdue ones in a
+        // burst. And the recorder has no rate to pace its
+        // looks by until it has seen some records.
+        let ring = self.topic.capacity();
+        let lap = (ring / RECORD) as usize;
+        self.send(lap + 1, false);
+        self.send(3 * lap, false);
+        let n = self.samples.len();
+        let (first, late) = self.send(n, true);
+        if late {
+            eprintln!("warning: a {rec:?} run fell behind its pace: a send waited");
+        }
+        let tail = self.topic.tail();
+        if let Some(r) = thread {
+            assert!(r.wait_persisted(tail, Duration::from_secs(600)));
+            r.stop().expect("stop recorder");
+        }
+        if let Some(r) = own {
+            r.finish(tail);
+        }
+        let bases: Vec<u64> = if matches!(rec, Rec::None | Rec::Reader) {
+            Vec::new()
         } else {
-            l.steady.record(ns.max(1)).expect("record");
+            list_segments(&store.join("bench"))
+                .expect("list segments")
+                .iter()
+                .skip(1)
+                .map(|s| s.base)
+                .collect()
+        };
+        let _ = std::fs::remove_dir_all(&store);
+        let mut l = Latencies {
+            all: histogram(),
+            rollover: histogram(),
+            steady: histogram(),
+            segments: bases.len() + 1,
+            late,
+        };
+        for (i, &ns) in self.samples.iter().enumerate() {
+            let (pos, ns) = (first + i as u64 * RECORD, u64::from(ns.max(1)));
+            let near = bases.iter().any(|&b| pos + ring >= b && pos <= b + ring);
+            l.all.record(ns).expect("record");
+            if near {
+                l.rollover.record(ns).expect("record");
+            } else {
+                l.steady.record(ns).expect("record");
+            }
         }
+        l
     }
-    l
 }
 
 fn histogram() -> Histogram<u64> {
@@ -437,10 +614,14 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
+    if std::env::var_os("SHMBUS_BENCH_ROLE").is_some_and(|r| r == "reader") {
+        reader_role(Path::new(&std::env::args().nth(1).expect("bus")));
+        return;
+    }
     if std::env::var_os("SHMBUS_BENCH_ROLE").is_some_and(|r| r == "recorder") {
         let a: Vec<String> = std::env::args().collect();
         let size = a[3].parse().expect("segment size");
-        recorder_role(Path::new(&a[1]), Path::new(&a[2]), size);
+        recorder_role(Path::new(&a[1]), Path::new(&a[2]), size, &a[4]);
         return;
     }
     let cfg = Config::from_args();
@@ -462,7 +643,7 @@ fn main() {
         return;
     }
     if cfg.only.as_deref() == Some("latency") {
-        let l = send_latency(&cfg.store_root, &cfg, Rec::Thread);
+        let l = LatencyBench::new(&cfg.store_root, &cfg).run(Rec::Thread);
         println!(
             "with the recorder: p50 {} ns, p99 {} ns, p99.9 {} ns",
             q(&l.all, 0.5),
@@ -473,7 +654,12 @@ fn main() {
     }
     let rounds_only = cfg.only.as_deref() == Some("rounds");
     let (raw, direct, recbw, storage, segs) = if rounds_only {
-        (0.0, None, 0.0, "", 0)
+        let storage = if std::env::var_os("SHMBUS_BENCH_PWRITE").is_some() {
+            "pwrite"
+        } else {
+            "io_uring (pwrite where it cannot be set up)"
+        };
+        (0.0, None, 0.0, storage, 0)
     } else {
         let raw_dir = Dirs::new(&cfg.store_root, "raw");
         eprintln!("store bench: raw bandwidth ({} MiB)...", cfg.bytes >> 20);
@@ -491,21 +677,25 @@ fn main() {
     let rounds = std::env::var("SHMBUS_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(if cfg.quick { 2 } else { 6 });
-    let kinds = [Rec::None, Rec::Own, Rec::Thread];
-    let mut runs: [Vec<Latencies>; 3] = Default::default();
+        .unwrap_or(if cfg.quick { 2 } else { 10 });
+    let kinds = [Rec::None, Rec::Own, Rec::Thread, Rec::Reader];
+    let mut runs: [Vec<Latencies>; 4] = Default::default();
+    let mut bench = LatencyBench::new(&cfg.store_root, &cfg);
     for i in 0..rounds {
-        for k in 0..3 {
-            let kind = (i + k) % 3;
+        for k in 0..kinds.len() {
+            let kind = (i + k) % kinds.len();
             eprintln!(
                 "store bench: send latency, {:?} ({}/{rounds})...",
                 kinds[kind],
                 i + 1
             );
-            runs[kind].push(send_latency(&cfg.store_root, &cfg, kinds[kind]));
+            runs[kind].push(bench.run(kinds[kind]));
         }
     }
-    let [bases, owns, threads] = &runs;
+    let ring = bench.topic.capacity();
+    drop(bench);
+    let [bases, owns, threads, readers] = &runs;
+    let late: usize = runs.iter().flatten().filter(|l| l.late).count();
     let median = |runs: &[Latencies], p: f64| {
         let mut v: Vec<u64> = runs.iter().map(|l| q(&l.all, p)).collect();
         v.sort_unstable();
@@ -574,23 +764,39 @@ fn main() {
     }
     md.push_str(&format!(
         "(b) Publisher `send_bytes` latency, 1 KiB events paced at {} events/s, {} events \
-         per run after an untimed lap of the ring, 4 MiB ring; {rounds} rounds of three runs \
-         (no recorder, the recorder in its own process, the recorder as a thread of the \
-         publisher's process), the order rotating; medians over the rounds. p99 of each \
-         run: without {}; own process {}; thread {}.\n\n",
+         per run after four untimed laps of the ring, one {} KiB ring and one publisher \
+         for all runs; {rounds} rounds of four runs (no reader at all; the recorder in its \
+         own process; the recorder as a thread of the publisher's process; for reference, \
+         no recorder but a plain subscriber in its own process reading every record each \
+         millisecond), the order rotating; medians over the rounds. p99 of each run: \
+         without {}; own process {}; thread {}; plain subscriber {}.{}\n\n",
         cfg.rate,
         cfg.events,
+        ring >> 10,
         list(bases, 0.99),
         list(owns, 0.99),
         list(threads, 0.99),
+        list(readers, 0.99),
+        if late > 0 {
+            format!(
+                " **{late} runs fell behind their pace** (a send waited; see the \
+                 warnings): their figures are not comparable."
+            )
+        } else {
+            String::new()
+        }
     ));
     md.push_str("| | p50 | p99 | p99.9 |\n|---|---:|---:|---:|\n");
     for (name, runs) in [
-        ("without a recorder", bases),
+        ("without a recorder (no reader at all)", bases),
         ("the recorder in its own process", owns),
         (
             "the recorder as a thread of the publisher's process",
             threads,
+        ),
+        (
+            "no recorder, a plain subscriber in its own process",
+            readers,
         ),
     ] {
         md.push_str(&format!(
@@ -600,20 +806,25 @@ fn main() {
             median(runs, 0.999)
         ));
     }
-    for (name, withs) in [("own process", owns), ("thread", threads)] {
+    let withs = [
+        ("own process", owns, " (target ≤ 1.1)"),
+        ("thread", threads, " (target ≤ 1.1)"),
+        ("plain subscriber", readers, ""),
+    ];
+    for (name, withs, target) in withs {
         let r = |p: f64| ratio(median(withs, p), median(bases, p));
         md.push_str(&format!(
-            "| ratio, {name} / without | {:.2} | **{:.2}** (target ≤ 1.1) | {:.2} |\n",
+            "| ratio, {name} / without | {:.2} | **{:.2}**{target} | {:.2} |\n",
             r(0.5),
             r(0.99),
             r(0.999)
         ));
     }
     md.push('\n');
-    for (name, withs) in [("own process", owns), ("thread", threads)] {
+    for (name, withs, _) in withs {
         let (shown, med) = per_round(withs);
         md.push_str(&format!(
-            "p99 ratio to the run without a recorder in each round, {name}: {shown} (median \
+            "p99 ratio to the run without a reader in each round, {name}: {shown} (median \
              {med:.2}).\n"
         ));
     }
