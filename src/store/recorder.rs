@@ -201,13 +201,13 @@ pub struct RecorderStats {
 
 const MAX_KEPT_ERRORS: usize = 1024;
 /// How long a caught-up recorder sleeps between looks at the ring: long enough that
-/// its looks come rarely (each takes the line of the next record's commit word from
-/// the publisher, who then pays to take it back; and on the VM where shmbus is
-/// measured, looks from a thread of the publisher's own process slow some of its
-/// sends for reasons not found, see the README's Store section), short
-/// enough that an eighth of the ring at most arrives meanwhile at the rate it saw (see
-/// `idle_sleep`), and never longer than the whole ring takes to fill at
-/// [`BURST_BYTES_PER_NS`], so that a burst after a quiet spell finds room.
+/// its looks come rarely (each takes the lines the publisher just wrote, the next
+/// record's commit word among them, and the publisher pays to take them back; on a
+/// ring small enough to stay in the publisher's caches the more often a reader looks
+/// the more it costs, see the README's Store section), short enough that an eighth of
+/// the ring at most arrives meanwhile at the rate it saw (see `idle_sleep`), and never
+/// longer than the whole ring takes to fill at [`BURST_BYTES_PER_NS`], so that a burst
+/// after a quiet spell finds room.
 const IDLE_SLEEP_MIN: Duration = Duration::from_micros(20);
 const IDLE_SLEEP_MAX: Duration = Duration::from_millis(4);
 /// A publisher's burst rate, for the longest sleep: 1 GB/s (1 KiB records from one
