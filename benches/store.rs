@@ -391,16 +391,17 @@ fn latency_recorder_config(segment_size: u64, name: &str) -> RecorderConfig {
     }
 }
 
-/// A recorder in its own process, recording until [`OwnRecorder::finish`].
-struct OwnRecorder {
+/// This bench again, in a process of its own, as the recorder or the reader of a
+/// latency run, until [`Peer::finish`].
+struct Peer {
     child: std::process::Child,
     out: std::io::BufReader<std::process::ChildStdout>,
 }
 
-impl OwnRecorder {
-    fn spawn(bus: &Path, store: &Path, segment_size: u64, name: &str) -> OwnRecorder {
+impl Peer {
+    fn recorder(bus: &Path, store: &Path, segment_size: u64, name: &str) -> Peer {
         let size = segment_size.to_string();
-        OwnRecorder::start(
+        Peer::start(
             "recorder",
             &[
                 bus.as_os_str(),
@@ -412,7 +413,7 @@ impl OwnRecorder {
     }
 
     /// This bench again as `role`, with `args`, once it says it is ready.
-    fn start(role: &str, args: &[&std::ffi::OsStr]) -> OwnRecorder {
+    fn start(role: &str, args: &[&std::ffi::OsStr]) -> Peer {
         use std::io::BufRead;
         use std::process::{Command, Stdio};
         let mut child = Command::new(std::env::current_exe().expect("own path"))
@@ -421,27 +422,27 @@ impl OwnRecorder {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .expect("start the recorder process");
+            .unwrap_or_else(|e| panic!("start the {role} process: {e}"));
         let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         out.read_line(&mut line).expect("recorder ready");
-        assert_eq!(line.trim(), "ready", "the recorder process did not start");
-        OwnRecorder { child, out }
+        assert_eq!(line.trim(), "ready", "the {role} process did not start");
+        Peer { child, out }
     }
 
     fn finish(mut self, tail: u64) {
         use std::io::{BufRead, Write};
         let mut stdin = self.child.stdin.take().expect("stdin");
-        writeln!(stdin, "{tail}").expect("tell the recorder the tail");
+        writeln!(stdin, "{tail}").expect("tell the peer the tail");
         let mut line = String::new();
-        self.out.read_line(&mut line).expect("recorder done");
-        assert_eq!(line.trim(), "done", "the recorder process failed");
+        self.out.read_line(&mut line).expect("peer done");
+        assert_eq!(line.trim(), "done", "the peer process failed");
         assert!(self.child.wait().expect("wait").success());
     }
 }
 
 /// (b)/(c): one topic and one publisher for every latency run, so that all runs send
-/// into the same ring pages from the same process; only the recorder comes and goes.
+/// into the same ring pages from the same process; only the reader comes and goes.
 struct LatencyBench {
     dirs: Dirs,
     topic: Topic,
@@ -531,13 +532,13 @@ impl LatencyBench {
             )
         });
         let own = match rec {
-            Rec::Own => Some(OwnRecorder::spawn(
+            Rec::Own => Some(Peer::recorder(
                 &self.dirs.bus,
                 &store,
                 self.segment_size,
                 &name,
             )),
-            Rec::Reader => Some(OwnRecorder::start("reader", &[self.dirs.bus.as_os_str()])),
+            Rec::Reader => Some(Peer::start("reader", &[self.dirs.bus.as_os_str()])),
             _ => None,
         };
         // Four laps untimed, none of which is what this measures. Before the first
