@@ -840,6 +840,20 @@ fn main() {
         q(&steady, 0.999),
         steady.len()
     ));
+    for (name, withs) in [("own process", owns), ("thread", threads)] {
+        let (mut near, mut rest) = (histogram(), histogram());
+        for l in withs.iter() {
+            near.add(&l.rollover).expect("histogram");
+            rest.add(&l.steady).expect("histogram");
+        }
+        md.push_str(&format!(
+            "{name}: p99 / p99.9 near a rollover {} / {} ns, elsewhere {} / {} ns.\n",
+            q(&near, 0.99),
+            q(&near, 0.999),
+            q(&rest, 0.99),
+            q(&rest, 0.999)
+        ));
+    }
     println!("{md}");
     if let Some(p) = &cfg.markdown_out {
         std::fs::write(p, &md).expect("write --markdown-out file");
