@@ -51,9 +51,11 @@
 //! `--quick`); `SHMBUS_BENCH_RING_KIB=n` the ring of (b) (default 4096; a recorder that
 //! has caught up looks at the ring once an eighth of it has arrived, but at least every
 //! 4 ms and at least as often as its ring would fill at 1 GB/s, so a smaller ring means
-//! more looks); `SHMBUS_BENCH_PWRITE=1` makes the recorders use the `pwrite` backend
-//! instead of io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size
-//! (default 256).
+//! more looks); `SHMBUS_BENCH_PIN=cpu` pins the publisher of (b) to that CPU while it
+//! sends (default 0; `none` leaves it to the scheduler; the recorder and the reader are
+//! never pinned); `SHMBUS_BENCH_PWRITE=1` makes the recorders use
+//! the `pwrite` backend instead of io_uring; `SHMBUS_BENCH_WRITE_KIB=n` sets the
+//! recorder's batch size (default 256).
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -304,6 +306,8 @@ struct Latencies {
     /// The timed sends took longer than their pace allows (a send waited, e.g. on a
     /// full ring): the run measured something else.
     late: bool,
+    /// The CPU the publisher sent on, before and after the timed sends.
+    cpus: (i32, i32),
 }
 
 /// Where the recorder runs in a latency run.
@@ -453,6 +457,8 @@ struct LatencyBench {
     rate: u64,
     segment_size: u64,
     runs: usize,
+    /// The CPU to pin the publisher to while it sends (`SHMBUS_BENCH_PIN`, default 0).
+    pin: Option<usize>,
 }
 
 impl LatencyBench {
@@ -482,6 +488,16 @@ impl LatencyBench {
             rate: cfg.rate,
             segment_size: if cfg.quick { 16 << 20 } else { 64 << 20 },
             runs: 0,
+            // Pinned by default, the same CPU for every kind of run: unpinned, the
+            // scheduler put the publisher on another CPU from run to run (in the runs
+            // with the recorder as a thread nearly always on the CPU that took the
+            // disk's interrupts here) and sometimes moved it mid-run, so the kinds
+            // differed in more than their reader.
+            pin: match std::env::var("SHMBUS_BENCH_PIN").ok().as_deref() {
+                Some("none") => None,
+                Some(v) => Some(v.parse().expect("SHMBUS_BENCH_PIN: a CPU number or none")),
+                None => Some(0),
+            },
         }
     }
 
@@ -524,6 +540,11 @@ impl LatencyBench {
         self.runs += 1;
         let name = format!("run-{}", self.runs);
         let store = self.dirs.store.join(&name);
+        // With `SHMBUS_BENCH_PIN`, the publisher's thread is pinned for the sends only:
+        // what starts the reader (a thread or a process) inherits no pinning.
+        if self.pin.is_some() {
+            set_cpus(None);
+        }
         let thread = (rec == Rec::Thread).then(|| {
             spawn_recorder(
                 &self.topic,
@@ -550,11 +571,18 @@ impl LatencyBench {
         // burst. And the recorder has no rate to pace its
         // looks by until it has seen some records.
         let ring = self.topic.capacity();
+        if let Some(cpu) = self.pin {
+            set_cpus(Some(cpu));
+        }
         let lap = (ring / RECORD) as usize;
         self.send(lap + 1, false);
         self.send(3 * lap, false);
         let n = self.samples.len();
+        // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+        let cpu_before = unsafe { libc::sched_getcpu() };
         let (first, late) = self.send(n, true);
+        // SAFETY: as above.
+        let cpus = (cpu_before, unsafe { libc::sched_getcpu() });
         if late {
             eprintln!("warning: a {rec:?} run fell behind its pace: a send waited");
         }
@@ -583,6 +611,7 @@ impl LatencyBench {
             steady: histogram(),
             segments: bases.len() + 1,
             late,
+            cpus,
         };
         for (i, &ns) in self.samples.iter().enumerate() {
             let (pos, ns) = (first + i as u64 * RECORD, u64::from(ns.max(1)));
@@ -595,6 +624,26 @@ impl LatencyBench {
             }
         }
         l
+    }
+}
+
+/// Pin the calling thread to `cpu`, or let it run on every CPU (`None`).
+fn set_cpus(cpu: Option<usize>) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity
+    // only read and write that local set; pid 0 is the calling thread.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        match cpu {
+            Some(c) => libc::CPU_SET(c, &mut set),
+            None => (0..libc::CPU_SETSIZE as usize).for_each(|c| libc::CPU_SET(c, &mut set)),
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        eprintln!(
+            "warning: could not set the publisher's CPUs ({cpu:?}): {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -693,7 +742,7 @@ fn main() {
             runs[kind].push(bench.run(kinds[kind]));
         }
     }
-    let ring = bench.topic.capacity();
+    let (ring, pin) = (bench.topic.capacity(), bench.pin);
     drop(bench);
     let [bases, owns, threads, readers] = &runs;
     let late: usize = runs.iter().flatten().filter(|l| l.late).count();
@@ -702,9 +751,13 @@ fn main() {
         v.sort_unstable();
         v[v.len() / 2]
     };
+    // Each run's figure with the CPU the publisher sent on (`a→b` if it moved).
     let list = |runs: &[Latencies], p: f64| {
         runs.iter()
-            .map(|l| q(&l.all, p).to_string())
+            .map(|l| match l.cpus {
+                (a, b) if a == b => format!("{}@{a}", q(&l.all, p)),
+                (a, b) => format!("{}@{a}→{b}", q(&l.all, p)),
+            })
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -766,14 +819,19 @@ fn main() {
     md.push_str(&format!(
         "(b) Publisher `send_bytes` latency, 1 KiB events paced at {} events/s, {} events \
          per run after four untimed laps of the ring, one {} KiB ring and one publisher \
-         for all runs; {rounds} rounds of four runs (no reader at all; the recorder in its \
+         for all runs ({}); {rounds} rounds of four runs (no reader at all; the recorder in its \
          own process; the recorder as a thread of the publisher's process; for reference, \
          no recorder but a plain subscriber in its own process reading every record each \
-         millisecond), the order rotating; medians over the rounds. p99 of each run: \
-         without {}; own process {}; thread {}; plain subscriber {}.{}\n\n",
+         millisecond), the order rotating; medians over the rounds. p99 of each run, @ \
+         the CPU the publisher sent on: without {}; own process {}; thread {}; plain \
+         subscriber {}.{}\n\n",
         cfg.rate,
         cfg.events,
         ring >> 10,
+        match pin {
+            Some(c) => format!("pinned to CPU {c} while it sends"),
+            None => "not pinned".to_owned(),
+        },
         list(bases, 0.99),
         list(owns, 0.99),
         list(threads, 0.99),
