@@ -540,7 +540,7 @@ impl LatencyBench {
         self.runs += 1;
         let name = format!("run-{}", self.runs);
         let store = self.dirs.store.join(&name);
-        // With `SHMBUS_BENCH_PIN`, the publisher's thread is pinned for the sends only:
+        // The publisher's thread is pinned (`SHMBUS_BENCH_PIN`) for the sends only:
         // what starts the reader (a thread or a process) inherits no pinning.
         if self.pin.is_some() {
             set_cpus(None);
@@ -552,7 +552,7 @@ impl LatencyBench {
                 latency_recorder_config(self.segment_size, &name),
             )
         });
-        let own = match rec {
+        let peer = match rec {
             Rec::Own => Some(Peer::recorder(
                 &self.dirs.bus,
                 &store,
@@ -562,18 +562,18 @@ impl LatencyBench {
             Rec::Reader => Some(Peer::start("reader", &[self.dirs.bus.as_os_str()])),
             _ => None,
         };
+        if let Some(cpu) = self.pin {
+            set_cpus(Some(cpu));
+        }
         // Four laps untimed, none of which is what this measures. Before the first
         // run, the first touch of each page of the ring is a page fault (about 1.5 µs).
         // The send after the first lap may find the previous run's recorder name a full
         // ring behind, and waits until the name has been detached for the topic's
         // consumer timeout before evicting it: it is the last of its call, so the
         // pacing starts afresh after the wait instead of sending the overdue ones in a
-        // burst. And the recorder has no rate to pace its
-        // looks by until it has seen some records.
+        // burst. And the recorder has no rate to pace its looks by until it has seen
+        // some records.
         let ring = self.topic.capacity();
-        if let Some(cpu) = self.pin {
-            set_cpus(Some(cpu));
-        }
         let lap = (ring / RECORD) as usize;
         self.send(lap + 1, false);
         self.send(3 * lap, false);
@@ -591,8 +591,8 @@ impl LatencyBench {
             assert!(r.wait_persisted(tail, Duration::from_secs(600)));
             r.stop().expect("stop recorder");
         }
-        if let Some(r) = own {
-            r.finish(tail);
+        if let Some(p) = peer {
+            p.finish(tail);
         }
         let bases: Vec<u64> = if matches!(rec, Rec::None | Rec::Reader) {
             Vec::new()
