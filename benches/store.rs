@@ -230,17 +230,9 @@ fn direct_bandwidth(dir: &Path, bytes: u64) -> Option<f64> {
     ok.then_some(bytes as f64 / secs)
 }
 
-fn topic(d: &Dirs, capacity: u64) -> Topic {
-    topic_builder(d, capacity)
-        .open_or_create()
-        .expect("create topic")
-}
-
-fn topic_builder(d: &Dirs, capacity: u64) -> shmbus::TopicBuilder<shmbus::Raw> {
-    Bus::open_dir(&d.bus)
-        .expect("open bus")
-        .topic("bench")
-        .capacity(capacity)
+/// The bench's topic on the bus in `bus`.
+fn bench_topic(bus: &Path) -> shmbus::TopicBuilder<shmbus::Raw> {
+    Bus::open_dir(bus).expect("open bus").topic("bench")
 }
 
 fn recorder_config(segment_size: u64) -> RecorderConfig {
@@ -271,7 +263,10 @@ fn spawn_recorder(t: &Topic, store: &Path, cfg: RecorderConfig) -> RecorderHandl
 /// the publisher is not what is measured), until everything is persisted and on disk.
 fn recorder_bandwidth(root: &Path, bytes: u64) -> (f64, &'static str, u64) {
     let d = Dirs::new(root, "bw");
-    let t = topic(&d, 64 << 20);
+    let t = bench_topic(&d.bus)
+        .capacity(64 << 20)
+        .open_or_create()
+        .expect("create topic");
     let cfg = recorder_config(256 << 20);
     let rec = spawn_recorder(&t, &d.store, cfg);
     let mut p = t.publisher().expect("publisher");
@@ -310,7 +305,7 @@ struct Latencies {
     cpus: (i32, i32),
 }
 
-/// Where the recorder runs in a latency run.
+/// Who reads the topic in a latency run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rec {
     /// No recorder (nobody subscribed).
@@ -328,28 +323,13 @@ enum Rec {
 /// The reader process's side of [`Rec::Reader`]: read the topic until told the tail
 /// (a line on stdin) and past it, then report (a line on stdout).
 fn reader_role(bus: &Path) {
-    use std::io::BufRead;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
-    let t = Bus::open_dir(bus)
-        .expect("open bus")
-        .topic("bench")
-        .open()
-        .expect("open topic");
+    let t = bench_topic(bus).open().expect("open topic");
     let mut sub = t.subscriber().open().expect("subscriber");
     let tail = Arc::new(AtomicU64::new(u64::MAX));
     let told = tail.clone();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .expect("read tail");
-        told.store(
-            line.trim().parse().expect("tail position"),
-            Ordering::Relaxed,
-        );
-    });
+    std::thread::spawn(move || told.store(read_tail(), Ordering::Relaxed));
     println!("ready");
     let mut sum = 0u32;
     while sub.position() < tail.load(Ordering::Relaxed) {
@@ -365,23 +345,23 @@ fn reader_role(bus: &Path) {
 /// The recorder process's side of [`Rec::Own`]: record the topic until told the tail to
 /// wait for (a line on stdin), then stop and report the segments (a line on stdout).
 fn recorder_role(bus: &Path, store: &Path, segment_size: u64, name: &str) {
-    use std::io::BufRead;
-    let t = Bus::open_dir(bus)
-        .expect("open bus")
-        .topic("bench")
-        .open()
-        .expect("open topic");
+    let t = bench_topic(bus).open().expect("open topic");
     let rec = spawn_recorder(&t, store, latency_recorder_config(segment_size, name));
     println!("ready");
+    assert!(rec.wait_persisted(read_tail(), Duration::from_secs(600)));
+    rec.stop().expect("stop recorder");
+    println!("done");
+}
+
+/// A peer's side of [`Peer::finish`]: the tail position, a line on stdin.
+fn read_tail() -> u64 {
+    use std::io::BufRead;
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .expect("read tail");
-    let tail: u64 = line.trim().parse().expect("tail position");
-    assert!(rec.wait_persisted(tail, Duration::from_secs(600)));
-    rec.stop().expect("stop recorder");
-    println!("done");
+    line.trim().parse().expect("tail position")
 }
 
 /// The recorder of a latency run: it joins at the tail (the publisher has been sending
@@ -429,7 +409,7 @@ impl Peer {
             .unwrap_or_else(|e| panic!("start the {role} process: {e}"));
         let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        out.read_line(&mut line).expect("recorder ready");
+        out.read_line(&mut line).expect("peer ready");
         assert_eq!(line.trim(), "ready", "the {role} process did not start");
         Peer { child, out }
     }
@@ -468,7 +448,8 @@ impl LatencyBench {
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
             .map_or(4 << 20, |k| k << 10);
-        let topic = topic_builder(&dirs, ring)
+        let topic = bench_topic(&dirs.bus)
+            .capacity(ring)
             // Each run's recorder leaves its name behind when it stops (a durable
             // subscriber's name holds its place for a restart); the next run's publisher
             // evicts it once it has been detached this long instead of the default 10 s,
@@ -647,6 +628,18 @@ fn set_cpus(cpu: Option<usize>) {
     }
 }
 
+/// The sends near a rollover and the rest, over `runs`.
+fn near_and_rest<'a>(
+    runs: impl Iterator<Item = &'a Latencies>,
+) -> (Histogram<u64>, Histogram<u64>) {
+    let (mut near, mut rest) = (histogram(), histogram());
+    for l in runs {
+        near.add(&l.rollover).expect("histogram");
+        rest.add(&l.steady).expect("histogram");
+    }
+    (near, rest)
+}
+
 fn histogram() -> Histogram<u64> {
     Histogram::new(3).expect("histogram")
 }
@@ -777,11 +770,7 @@ fn main() {
         v.sort_by(f64::total_cmp);
         (shown, v[v.len() / 2])
     };
-    let (mut rollover, mut steady) = (histogram(), histogram());
-    for l in owns.iter().chain(threads) {
-        rollover.add(&l.rollover).expect("histogram");
-        steady.add(&l.steady).expect("histogram");
-    }
+    let (rollover, steady) = near_and_rest(owns.iter().chain(threads));
     let segments = owns.last().map_or(0, |l| l.segments);
 
     let mb = |b: f64| b / 1e6;
@@ -899,11 +888,7 @@ fn main() {
         steady.len()
     ));
     for (name, withs) in [("own process", owns), ("thread", threads)] {
-        let (mut near, mut rest) = (histogram(), histogram());
-        for l in withs.iter() {
-            near.add(&l.rollover).expect("histogram");
-            rest.add(&l.steady).expect("histogram");
-        }
+        let (near, rest) = near_and_rest(withs.iter());
         md.push_str(&format!(
             "{name}: p99 / p99.9 near a rollover {} / {} ns, elsewhere {} / {} ns.\n",
             q(&near, 0.99),
