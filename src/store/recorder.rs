@@ -202,12 +202,12 @@ pub struct RecorderStats {
 const MAX_KEPT_ERRORS: usize = 1024;
 /// How long a caught-up recorder sleeps between looks at the ring: long enough that
 /// its looks come rarely (each takes the lines the publisher just wrote, the next
-/// record's commit word among them, and the publisher pays to take them back; on a
-/// ring small enough to stay in the publisher's caches the more often a reader looks
-/// the more it costs, see the README's Store section), short enough that an eighth of
-/// the ring at most arrives meanwhile at the rate it saw (see `idle_sleep`), and never
-/// longer than the whole ring takes to fill at [`BURST_BYTES_PER_NS`], so that a burst
-/// after a quiet spell finds room.
+/// record's commit word among them, and a shared publisher, whose commit fences, waits
+/// to take them back; on a ring small enough to stay in its caches the more often a
+/// reader looks the more it costs, see the README's Store section), short enough that
+/// an eighth of the ring at most arrives meanwhile at the rate it saw (see
+/// `idle_sleep`), and never longer than the whole ring takes to fill at
+/// [`BURST_BYTES_PER_NS`], so that a burst after a quiet spell finds room.
 const IDLE_SLEEP_MIN: Duration = Duration::from_micros(20);
 const IDLE_SLEEP_MAX: Duration = Duration::from_millis(4);
 /// A publisher's burst rate, for the longest sleep: 1 GB/s (1 KiB records from one
