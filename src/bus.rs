@@ -1094,6 +1094,21 @@ impl<E: Payload> Topic<E> {
         Ok(())
     }
 
+    /// A shared publisher of this process will skip its commits' fence before the
+    /// waiter check (see `Ring::wake_from`): mark the topic, for good, so that every
+    /// sleeper issues the barrier in its place. A sleeper that loaded the mark before
+    /// this store announced itself before it too, and the fence after it makes this
+    /// publisher's waiter checks see that announcement.
+    pub(crate) fn mark_light_shared(&self) {
+        use crate::ring::Memory;
+        self.inner
+            .ring
+            .mem
+            .word(OFF_LIGHT_SHARED)
+            .fetch_or(1, Ordering::SeqCst);
+        crate::sync::fence(Ordering::SeqCst);
+    }
+
     /// Make the publisher in slot `slot` the topic's only one: take the exclusive word
     /// (from nobody, or from a holder that died), then check that no other live
     /// producer is attached.

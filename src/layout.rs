@@ -28,7 +28,8 @@
 //! |    384 |     8 | limit cache: highest claim end producers may reach         |
 //! |    392 |     8 | horizon: how far an exclusive producer may write unchecked |
 //! |    400 |     8 | exclusive producer: slot + 1, bit 32 light wake, pid << 33; 0 = none |
-//! |    408 |   104 | reserved, zero                                             |
+//! |    408 |     8 | light shared producers: nonzero once one has attached (kept) |
+//! |    416 |    96 | reserved, zero                                             |
 //! |    512 |   128 | consumer generation: bumped when a consumer joins          |
 //! |    640 |   128 | waiter line: u32 futex sequence, u32 sleeping waiters      |
 //! |    768 |   128 | unblock lock: pid << 32 of the holder, 0 when free         |
@@ -82,7 +83,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 /// `b"SHMBUS\0R"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMBUS\0R");
 /// The ring file format version this build reads and writes.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// The ready state, stored last (release) when a ring file is complete.
 pub const READY: u32 = 0x5245_4459;
 /// Size of the header in bytes; the data region starts here.
@@ -97,6 +98,11 @@ pub(crate) const OFF_EXCLUSIVE: usize = 400;
 pub(crate) const EXCLUSIVE_LIGHT: u64 = 1 << 32;
 /// In the exclusive-producer word: the holder's pid starts at this bit.
 const EXCLUSIVE_PID_SHIFT: u32 = 33;
+
+/// Nonzero once a shared producer that relies on sleepers' `membarrier` (its commits
+/// skip their fence before the waiter check) has attached; never cleared, so a sleeper
+/// that reads it issues the barrier for the topic's life.
+pub(crate) const OFF_LIGHT_SHARED: usize = 408;
 
 /// The exclusive-producer word of the producer in slot `slot` of process `pid`.
 pub(crate) fn exclusive_word(slot: usize, pid: u32, light: bool) -> u64 {

@@ -55,21 +55,35 @@ pub struct Publisher<E = crate::Raw> {
 impl<E: Payload> Topic<E> {
     /// Attach a publisher (takes a producer slot until dropped).
     ///
+    /// Where the kernel has `membarrier`, its commits skip their fence before looking
+    /// for sleeping subscribers, which issue that barrier themselves before they sleep
+    /// (on this topic, for as long as it exists): the fence would wait for every line
+    /// of the record to come back from readers that took it, which on a ring that
+    /// stays in the publisher's caches sets its p99 (see the README's Store section).
+    ///
     /// # Errors
     ///
     /// [`AttachError::TooManyProducers`] when every slot is held by a live process.
     pub fn publisher(&self) -> Result<Publisher<E>, AttachError> {
-        let (ring, slot) = self.attach_producer(|slot| self.check_not_exclusive(slot))?;
-        Ok(self.publisher_in(ring, ProducerCursor::new(slot)))
+        let light = crate::os::light_wake();
+        let (ring, slot) = self.attach_producer(|slot| {
+            self.check_not_exclusive(slot)?;
+            if light {
+                self.mark_light_shared();
+            }
+            Ok(())
+        })?;
+        let mut cur = ProducerCursor::new(slot);
+        cur.light_wake = light;
+        Ok(self.publisher_in(ring, cur))
     }
 
     /// Attach the topic's only publisher, for the highest single-producer rate: its
     /// claims are plain stores instead of an atomic compare-and-swap, the check for
     /// subscribers joining at old positions runs once per eighth of the ring instead
-    /// of once per claim, and (where the kernel has `membarrier`) a commit skips its
-    /// fence before looking for sleeping subscribers, which issue that barrier
-    /// themselves before they sleep. Until it is dropped (or its process dies), other
-    /// publishers cannot attach.
+    /// of once per claim, and (like a shared publisher, where the kernel has
+    /// `membarrier`) a commit skips its fence before looking for sleeping subscribers.
+    /// Until it is dropped (or its process dies), other publishers cannot attach.
     ///
     /// Subscribers joining while it publishes may start up to an eighth of the ring
     /// later than the oldest retained record.
@@ -570,5 +584,34 @@ impl<E> Drop for Grant<'_, E> {
             let ring = &self.publisher.ring;
             ring.abort(&mut self.publisher.cur, self.claim);
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::Bus;
+
+    /// Sleepers issue the barrier once a publisher that skips its fence has attached:
+    /// an exclusive one while it holds the topic, a shared one for good.
+    #[test]
+    fn light_publishers_make_sleepers_issue_the_barrier() {
+        let dir = std::env::temp_dir().join(format!("shmbus-light-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let bus = Bus::open_dir(&dir).unwrap();
+        let light = crate::os::light_wake();
+        let ex = bus.topic("ex").capacity(1 << 16).open_or_create().unwrap();
+        let sh = bus.topic("sh").capacity(1 << 16).open_or_create().unwrap();
+        assert!(!ex.inner.ring.light_producers());
+        assert!(!sh.inner.ring.light_producers());
+        let p = ex.exclusive_publisher().unwrap();
+        assert_eq!(ex.inner.ring.light_producers(), light);
+        drop(p);
+        assert!(!ex.inner.ring.light_producers());
+        let p = sh.publisher().unwrap();
+        assert_eq!(p.cur.light_wake, light);
+        assert_eq!(sh.inner.ring.light_producers(), light);
+        drop(p);
+        assert_eq!(sh.inner.ring.light_producers(), light);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -625,6 +625,14 @@ impl<M: Memory> Ring<M> {
         self.wake_from(cur.light_wake);
     }
 
+    /// Whether a producer may skip its fence before the waiter check, so that a
+    /// sleeper must issue the wake-up barrier: a light exclusive producer holds the
+    /// topic, or a light shared one has attached since the topic was created.
+    pub fn light_producers(&self) -> bool {
+        self.mem.word(OFF_EXCLUSIVE).load(Ordering::SeqCst) & EXCLUSIVE_LIGHT != 0
+            || self.mem.word(OFF_LIGHT_SHARED).load(Ordering::SeqCst) != 0
+    }
+
     /// Wake sleepers. The SeqCst fence orders the commit store before the waiter
     /// count load (Dekker with the sleeper's increment-then-recheck).
     #[inline]

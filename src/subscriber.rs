@@ -704,11 +704,11 @@ impl<E: Payload> Subscriber<E> {
         flags.fetch_or(C_FLAG_SLEEPING, Ordering::SeqCst);
         waiters.fetch_add(1, Ordering::SeqCst);
         let seq = seq_word.load(Ordering::SeqCst);
-        // An exclusive producer with a light wake skips its fence before the waiter
-        // check: the barrier runs here, on its threads, instead (see `Ring::wake_from`).
-        // A producer that attaches after this load fences on attach and so sees the
-        // announcement above.
-        let light = ring.mem.word(OFF_EXCLUSIVE).load(Ordering::SeqCst) & EXCLUSIVE_LIGHT != 0;
+        // A producer with a light wake (exclusive, or shared on a marked topic) skips
+        // its fence before the waiter check: the barrier runs here, on its threads,
+        // instead (see `Ring::wake_from`). A producer that attaches after these loads
+        // fences on attach and so sees the announcement above.
+        let light = ring.light_producers();
         let barrier = !light || crate::os::heavy_barrier();
         if matches!(ring.read_at(self.pos), Read::NotYet) {
             ring.cword(self.slot, C_HEARTBEAT)

@@ -1,6 +1,6 @@
 //! Exclusive publishers: who may attach beside them, what a killed one leaves behind,
-//! subscribers joining while one streams, and wake-ups of blocked subscribers (which
-//! issue the memory barrier the exclusive publisher's commit skips).
+//! subscribers joining while one streams; and wake-ups of blocked subscribers (which
+//! issue the memory barrier that exclusive and shared publishers' commits skip).
 
 mod common;
 
@@ -31,8 +31,9 @@ fn child(role: String) {
             println!("HOLDING");
             std::thread::sleep(Duration::from_secs(60));
         }
-        // Echo every ping back as a pong, both ways through exclusive publishers and
-        // blocked subscribers, until the ping with seq u64::MAX.
+        // Echo every ping back as a pong, both ways through exclusive publishers (shared
+        // ones with `SHMBUS_TEST_SHARED`) and blocked subscribers, until the ping with
+        // seq u64::MAX.
         "echo" => {
             let ping = open_topic(&bus, "ping", 1 << 16);
             let pong = open_topic(&bus, "pong", 1 << 16);
@@ -42,7 +43,7 @@ fn child(role: String) {
                 .wait(Wait::Block)
                 .open()
                 .unwrap();
-            let mut p = pong.exclusive_publisher().unwrap();
+            let mut p = publisher(&pong, std::env::var_os("SHMBUS_TEST_SHARED").is_some());
             println!("READY");
             loop {
                 let seq = match sub.recv_timeout(Duration::from_secs(30)).unwrap() {
@@ -141,7 +142,39 @@ fn blocked_subscribers_wake_for_every_event_of_exclusive_publishers() {
     if let Some(r) = role() {
         return child(r);
     }
-    round_trips(TEST, "excl-wake", &[], 3000);
+    round_trips(TEST, "excl-wake", &[], 3000, false);
+}
+
+#[test]
+fn blocked_subscribers_wake_for_every_event_of_shared_publishers() {
+    const TEST: &str = "blocked_subscribers_wake_for_every_event_of_shared_publishers";
+    if let Some(r) = role() {
+        return child(r);
+    }
+    let env = [("SHMBUS_TEST_SHARED", "1".to_string())];
+    round_trips(TEST, "shared-wake", &env, 3000, true);
+}
+
+#[test]
+fn blocked_subscribers_wake_for_shared_publishers_without_membarrier() {
+    const TEST: &str = "blocked_subscribers_wake_for_shared_publishers_without_membarrier";
+    if let Some(r) = role() {
+        return child(r);
+    }
+    let env = [
+        ("SHMBUS_TEST_SHARED", "1".to_string()),
+        ("SHMBUS_FAULT_NO_MEMBARRIER", "1".to_string()),
+    ];
+    round_trips(TEST, "shared-nomb", &env, 300, true);
+}
+
+/// The topic's exclusive publisher, or a shared one.
+fn publisher(t: &Topic<Msg>, shared: bool) -> shmbus::Publisher<Msg> {
+    if shared {
+        t.publisher().unwrap()
+    } else {
+        t.exclusive_publisher().unwrap()
+    }
 }
 
 #[test]
@@ -153,12 +186,13 @@ fn blocked_subscribers_wake_without_membarrier() {
     // The echo process cannot issue the barrier (as under a seccomp filter that
     // refuses membarrier): it must sleep in short steps and still see every ping.
     let env = [("SHMBUS_FAULT_NO_MEMBARRIER", "1".to_string())];
-    round_trips(TEST, "excl-nomb", &env, 300);
+    round_trips(TEST, "excl-nomb", &env, 300, false);
 }
 
 /// `n` round trips with the echo process, every receive on both sides blocked on the
-/// futex. A wake-up lost by either side leaves its receive asleep for a full second.
-fn round_trips(test: &str, tag: &str, env: &[(&str, String)], n: u64) {
+/// futex, through exclusive publishers or `shared` ones. A wake-up lost by either side
+/// leaves its receive asleep for a full second.
+fn round_trips(test: &str, tag: &str, env: &[(&str, String)], n: u64, shared: bool) {
     let tb = TempBus::new(tag);
     let bus = tb.bus();
     let ping = open_topic(&bus, "ping", 1 << 16);
@@ -169,7 +203,7 @@ fn round_trips(test: &str, tag: &str, env: &[(&str, String)], n: u64) {
         .wait(Wait::Block)
         .open()
         .unwrap();
-    let mut p = ping.exclusive_publisher().unwrap();
+    let mut p = publisher(&ping, shared);
     let mut c = spawn_role(test, "echo", &tb.dir, env);
     let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
     assert!(read_until(&mut out, "READY"));
