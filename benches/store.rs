@@ -32,9 +32,10 @@
 //!   that subscriber and the recorder in its own process (what the recorder adds to a
 //!   reader), in rounds of one run of each kind with each publisher, the order
 //!   rotating (10 rounds, 2 with `--quick`, or `SHMBUS_BENCH_ROUNDS`; medians, and each
-//!   round's ratio). Every run of a publisher sends from it into one ring, kept for all
-//!   of (b); only the reader comes and goes, joining at the tail (a recorder on a store
-//!   of its own).
+//!   round's ratio; and the CPU each run's publisher sent on, with how often the
+//!   scheduler moved and preempted it). Every run of a publisher sends from it into
+//!   one ring, kept for all of (b); only the reader comes and goes, joining at the tail
+//!   (a recorder on a store of its own).
 //!   One run's p99 moves between levels from minute to minute on this VM (set by how
 //!   often the publisher's first write to a page of the ring is slow, which moves with
 //!   the host's load), so only runs close in time compare; a new ring for each run (as
@@ -316,6 +317,11 @@ struct Latencies {
     late: bool,
     /// The CPU the publisher sent on, before and after the timed sends.
     cpus: (i32, i32),
+    /// How often the scheduler moved the publisher's thread to another CPU, and took
+    /// the CPU from it, during the timed sends (`/proc/thread-self/sched`; zeros where
+    /// the kernel does not say).
+    moves: u64,
+    preempted: u64,
 }
 
 /// Who reads the topic in a latency run.
@@ -624,9 +630,15 @@ impl LatencyBench {
         let n = self.samples.len();
         // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
         let cpu_before = unsafe { libc::sched_getcpu() };
+        let sched_before = sched_counts();
         let (first, late) = self.send(n, true);
+        let sched_after = sched_counts();
         // SAFETY: as above.
         let cpus = (cpu_before, unsafe { libc::sched_getcpu() });
+        let (moves, preempted) = (
+            sched_after.0.saturating_sub(sched_before.0),
+            sched_after.1.saturating_sub(sched_before.1),
+        );
         if late {
             eprintln!("warning: a {rec:?} run fell behind its pace: a send waited");
         }
@@ -656,6 +668,8 @@ impl LatencyBench {
             segments: bases.len() + 1,
             late,
             cpus,
+            moves,
+            preempted,
         };
         for (i, &ns) in self.samples.iter().enumerate() {
             let (pos, ns) = (first + i as u64 * RECORD, u64::from(ns.max(1)));
@@ -669,6 +683,20 @@ impl LatencyBench {
         }
         l
     }
+}
+
+/// The calling thread's migrations and involuntary context switches so far, from
+/// `/proc/thread-self/sched` (zeros where it is missing).
+fn sched_counts() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/thread-self/sched").unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("se.nr_migrations"), field("nr_involuntary_switches"))
 }
 
 /// Pin the calling thread to `cpu`, or let it run on every CPU (`None`).
@@ -941,12 +969,20 @@ fn latency_report(
         v.sort_unstable();
         v[v.len() / 2]
     };
-    // Each run's figure with the CPU the publisher sent on (`a→b` if it moved).
+    // Each run's figure with the CPU the publisher sent on (`a→b` if it ended on
+    // another), and how often it was moved (`m`) and preempted (`p`) if at all.
     let list = |runs: &[Latencies], p: f64| {
         runs.iter()
-            .map(|l| match l.cpus {
-                (a, b) if a == b => format!("{}@{a}", q(&l.all, p)),
-                (a, b) => format!("{}@{a}→{b}", q(&l.all, p)),
+            .map(|l| {
+                let cpus = match l.cpus {
+                    (a, b) if a == b => format!("{a}"),
+                    (a, b) => format!("{a}→{b}"),
+                };
+                let sched = match (l.moves, l.preempted) {
+                    (0, 0) => String::new(),
+                    (m, p) => format!(" ({m}m {p}p)"),
+                };
+                format!("{}@{cpus}{sched}", q(&l.all, p))
             })
             .collect::<Vec<_>>()
             .join(", ")
@@ -985,7 +1021,8 @@ fn latency_report(
          no recorder but a plain subscriber in its own process reading every record each \
          millisecond; and that subscriber with the recorder in its own process beside \
          it), the order rotating; medians over the rounds. p99 of each run, @ the CPU \
-         the publisher sent on: without {}; own process {}; thread {}; plain subscriber \
+         the publisher sent on (and how often the scheduler moved it, m, and preempted \
+         it, p, while it sent): without {}; own process {}; thread {}; plain subscriber \
          {}; subscriber and recorder {}.{} The clock ticks every {tick:.1} ns here (as \
          the samples show it), so a \
          p99 of a few ticks can only move a whole tick at a time (50 → 60 ns is 1.2×); \
