@@ -1024,11 +1024,10 @@ fn latency_report(
          the publisher sent on (and how often the scheduler moved it, m, and preempted \
          it, p, while it sent): without {}; own process {}; thread {}; plain subscriber \
          {}; subscriber and recorder {}.{} The clock ticks every {tick:.1} ns here (as \
-         the samples show it), so a \
-         p99 of a few ticks can only move a whole tick at a time (50 → 60 ns is 1.2×); \
-         the ratios in bold compare each run's p99 interpolated within the tick (every \
-         recorded value standing for samples spread evenly over the tick around it), \
-         and the raw p99 ratio is given beside them.\n\n",
+         the samples show it), so a p99 of a few ticks can only move a whole tick at a \
+         time (50 → 60 ns is 1.2×); the ratios in bold compare each run's p99 \
+         interpolated within the tick (every recorded value standing for samples spread \
+         evenly over the tick around it), and the raw p99 ratio is given beside them.\n\n",
         match publisher {
             PublisherKind::Exclusive => {
                 "The exclusive publisher (`Topic::exclusive_publisher`: its claim is a plain \
