@@ -785,6 +785,12 @@ fn qi(h: &Histogram<u64>, p: f64, tick: f64) -> f64 {
     bins.keys().last().map_or(0.0, |&b| (b as f64 + 0.5) * tick)
 }
 
+/// The median of `v` (the upper one of an even count), which must not be empty.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn q(h: &Histogram<u64>, p: f64) -> u64 {
     if h.is_empty() {
         0
@@ -964,11 +970,9 @@ fn latency_report(
     let rounds = runs[0].len();
     let [bases, owns, threads, readers, boths] = runs;
     let late: usize = runs.iter().flatten().filter(|l| l.late).count();
-    let median = |runs: &[Latencies], p: f64| {
-        let mut v: Vec<u64> = runs.iter().map(|l| q(&l.all, p)).collect();
-        v.sort_unstable();
-        v[v.len() / 2]
-    };
+    // The median over `runs` of each run's `p` quantile.
+    let median_q =
+        |runs: &[Latencies], p: f64| median(runs.iter().map(|l| q(&l.all, p) as f64).collect());
     // Each run's figure with the CPU the publisher sent on (`a→b` if it ended on
     // another), and how often it was moved (`m`) and preempted (`p`) if at all.
     let list = |runs: &[Latencies], p: f64| {
@@ -988,16 +992,12 @@ fn latency_report(
             .join(", ")
     };
     // The median over `runs` of each run's p99 interpolated within the clock's tick.
-    let median_i = |runs: &[Latencies]| {
-        let mut v: Vec<f64> = runs.iter().map(|l| qi(&l.all, 0.99, tick)).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let median_i =
+        |runs: &[Latencies]| median(runs.iter().map(|l| qi(&l.all, 0.99, tick)).collect());
     let ratio = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
-    let ratio_u = |a: u64, b: u64| ratio(a as f64, b as f64);
     // The interpolated p99 ratio of each round to `bases`, and their median.
     let per_round = |withs: &[Latencies], bases: &[Latencies]| {
-        let mut v: Vec<f64> = bases
+        let v: Vec<f64> = bases
             .iter()
             .zip(withs)
             .map(|(b, w)| ratio(qi(&w.all, 0.99, tick), qi(&b.all, 0.99, tick)))
@@ -1007,8 +1007,7 @@ fn latency_report(
             .map(|r| format!("{r:.2}"))
             .collect::<Vec<_>>()
             .join(", ");
-        v.sort_by(f64::total_cmp);
-        (shown, v[v.len() / 2])
+        (shown, median(v))
     };
     let (rollover, steady) = near_and_rest(owns.iter().chain(threads));
     let segments = owns.last().map_or(0, |l| l.segments);
@@ -1077,11 +1076,11 @@ fn latency_report(
         ),
     ] {
         md.push_str(&format!(
-            "| {name} | {} ns | {} ns | {:.1} ns | {} ns |\n",
-            median(runs, 0.5),
-            median(runs, 0.99),
+            "| {name} | {:.0} ns | {:.0} ns | {:.1} ns | {:.0} ns |\n",
+            median_q(runs, 0.5),
+            median_q(runs, 0.99),
             median_i(runs),
-            median(runs, 0.999)
+            median_q(runs, 0.999)
         ));
     }
     let target = " (target ≤ 1.1)";
@@ -1097,7 +1096,7 @@ fn latency_report(
         ),
     ];
     for (name, withs, bases, target) in withs {
-        let r = |p: f64| ratio_u(median(withs, p), median(bases, p));
+        let r = |p: f64| ratio(median_q(withs, p), median_q(bases, p));
         md.push_str(&format!(
             "| ratio, {name} | {:.2} | {:.2} | **{:.2}**{target} | {:.2} |\n",
             r(0.5),
