@@ -67,8 +67,10 @@
 //! that CPU while they send (default 0; `none` leaves them to the scheduler; the
 //! recorder and the reader are never pinned); `SHMBUS_BENCH_READER_US=n` sets how often
 //! the plain subscriber looks (default 1000), and `SHMBUS_BENCH_READER=tail` makes it
-//! look at the topic's tail only, reading nothing; `SHMBUS_BENCH_PWRITE=1` makes the
-//! recorders use the `pwrite` backend instead of io_uring; `SHMBUS_BENCH_WRITE_KIB=n`
+//! look at the topic's tail only, reading nothing; `SHMBUS_BENCH_STORAGE=io_uring` or
+//! `pwrite` makes the recorders use that backend (default `auto`, the recorder's own:
+//! io_uring where the file system takes buffered writes without blocking, `pwrite`
+//! where it does not); `SHMBUS_BENCH_WRITE_KIB=n`
 //! sets the recorder's batch size (default 256).
 
 use std::fs::OpenOptions;
@@ -77,7 +79,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use shmbus::store::{list_segments, PwriteStorage, Recorder, RecorderConfig, RecorderHandle};
+use shmbus::store::{
+    buffered_writes_nowait, list_segments, storage::default_storage, Recorder, RecorderConfig,
+    RecorderHandle, StorageKind,
+};
 use shmbus::{Bus, Topic};
 
 /// Payload of a 1 KiB record (32-byte header + 992 bytes).
@@ -252,6 +257,7 @@ fn bench_topic(bus: &Path) -> shmbus::TopicBuilder<shmbus::Raw> {
 fn recorder_config(segment_size: u64) -> RecorderConfig {
     let mut c = RecorderConfig {
         segment_size,
+        storage: storage_kind(),
         ..Default::default()
     };
     if let Some(w) = std::env::var("SHMBUS_BENCH_WRITE_KIB")
@@ -263,14 +269,36 @@ fn recorder_config(segment_size: u64) -> RecorderConfig {
     c
 }
 
-/// The recorder with the storage backend chosen by `SHMBUS_BENCH_PWRITE`.
-fn spawn_recorder(t: &Topic, store: &Path, cfg: RecorderConfig) -> RecorderHandle {
-    if std::env::var_os("SHMBUS_BENCH_PWRITE").is_some() {
-        Recorder::spawn_with(t, store, cfg, Box::new(PwriteStorage::new()))
-    } else {
-        Recorder::spawn(t, store, cfg)
+/// The storage backend asked for with `SHMBUS_BENCH_STORAGE` (default `auto`).
+fn storage_kind() -> StorageKind {
+    match std::env::var("SHMBUS_BENCH_STORAGE").ok().as_deref() {
+        None | Some("auto") => StorageKind::Auto,
+        Some("io_uring") => StorageKind::IoUring,
+        Some("pwrite") => StorageKind::Pwrite,
+        Some(v) => panic!("SHMBUS_BENCH_STORAGE={v}: auto, io_uring or pwrite"),
     }
-    .expect("recorder")
+}
+
+/// The backend the recorders get in `root`, and why, for the report.
+fn storage_label(root: &Path) -> String {
+    let kind = storage_kind();
+    let name = default_storage(root, kind).name();
+    match kind {
+        StorageKind::Auto => format!(
+            "`{name}` (the default's pick: this file system {} buffered writes without \
+             blocking)",
+            match buffered_writes_nowait(root) {
+                Ok(true) => "takes",
+                Ok(false) => "does not take",
+                Err(_) => "could not be probed for",
+            }
+        ),
+        _ => format!("`{name}` (asked for with `SHMBUS_BENCH_STORAGE`)"),
+    }
+}
+
+fn spawn_recorder(t: &Topic, store: &Path, cfg: RecorderConfig) -> RecorderHandle {
+    Recorder::spawn(t, store, cfg).expect("recorder")
 }
 
 /// (a) the recorder: one publisher as fast as it can (batches of 16 records, so that
@@ -843,13 +871,9 @@ fn main() {
         return;
     }
     let rounds_only = cfg.only.as_deref() == Some("rounds");
-    let (raws, direct, recbws, storage, segs) = if rounds_only {
-        let storage = if std::env::var_os("SHMBUS_BENCH_PWRITE").is_some() {
-            "pwrite"
-        } else {
-            "io_uring (pwrite where it cannot be set up)"
-        };
-        (vec![0.0], None, vec![0.0], storage, 0)
+    let storage = storage_label(&cfg.store_root);
+    let (raws, direct, recbws, segs) = if rounds_only {
+        (vec![0.0], None, vec![0.0], 0)
     } else {
         let raw_dir = Dirs::new(&cfg.store_root, "raw");
         eprintln!("store bench: O_DIRECT bandwidth...");
@@ -858,7 +882,7 @@ fn main() {
         // of a run of fresh pages is slow on this VM (its memory comes back from the
         // host on first touch: a 2 GiB `dd` ran at 0.5, then 1.3, then 2.7 GB/s),
         // so whichever ran first paid for it.
-        let (mut raws, mut recbws, mut storage, mut segs) = (vec![], vec![], "", 0);
+        let (mut raws, mut recbws, mut segs) = (vec![], vec![], 0);
         for round in 1..=2 {
             eprintln!(
                 "store bench: raw bandwidth ({} MiB, {round}/2)...",
@@ -867,11 +891,11 @@ fn main() {
             raws.push(raw_bandwidth(&raw_dir.store, cfg.bytes));
             eprintln!("store bench: recorder bandwidth ({round}/2)...");
             let bw;
-            (bw, storage, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
+            (bw, _, segs) = recorder_bandwidth(&cfg.store_root, cfg.bytes);
             recbws.push(bw);
         }
         drop(raw_dir);
-        (raws, direct, recbws, storage, segs)
+        (raws, direct, recbws, segs)
     };
     let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     let (raw, recbw) = (best(&raws), best(&recbws));
@@ -913,7 +937,7 @@ fn main() {
     let mut md = String::new();
     md.push_str("### Store: recorder versus the disk\n\n");
     md.push_str(&format!(
-        "Store directory `{}`, fsync at most once a second, storage backend `{storage}`{}.\n\n",
+        "Store directory `{}`, fsync at most once a second, storage backend {storage}{}.\n\n",
         cfg.store_root.display(),
         if cfg.quick { ", `--quick`" } else { "" }
     ));

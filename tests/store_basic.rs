@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shmbus::store::{
-    list_segments, recover_topic, verify_topic, FaultControl, FaultStorage, Fsync, PwriteStorage,
-    Recorder, RecorderConfig, Replay, ReplayStart, Retention, SegmentReader, StoreError,
+    buffered_writes_nowait, list_segments, recover_topic, verify_topic, FaultControl, FaultStorage,
+    Fsync, PwriteStorage, Recorder, RecorderConfig, Replay, ReplayStart, Retention, SegmentReader,
+    StorageKind, StoreError, UringStorage,
 };
 use shmbus::Start;
 use store_util::*;
@@ -104,23 +105,54 @@ fn second_recorder_for_the_same_topic_and_store_is_refused() {
         .unwrap();
 }
 
+/// Each storage choice records through the backend it promises: `Auto` io_uring
+/// where the store's file system takes buffered writes without blocking and `pwrite`
+/// where it does not, `IoUring` io_uring wherever it can be set up.
 #[test]
-fn io_uring_backend_or_fallback_records() {
-    let d = Dirs::new("uring");
-    let topic = d
-        .bus()
-        .topic("t")
-        .capacity(1 << 16)
-        .open_or_create()
-        .unwrap();
-    let rec = Recorder::spawn(&topic, &d.store, config(256 << 10)).unwrap();
-    let name = rec.stats().storage;
-    assert!(name == "io_uring" || name == "pwrite");
-    println!("storage backend: {name}");
-    let end = publish(&topic, 0, 0..5000);
-    assert!(rec.wait_persisted(end, Duration::from_secs(30)));
-    rec.stop().unwrap();
-    check_exactly_once(&read_store(&d.topic_dir("t")), 1, 5000);
+fn each_storage_choice_records_through_its_backend() {
+    let uring = UringStorage::new(8).is_ok();
+    for (i, kind) in [StorageKind::Auto, StorageKind::IoUring, StorageKind::Pwrite]
+        .into_iter()
+        .enumerate()
+    {
+        let d = Dirs::new(&format!("storage-{i}"));
+        let topic = d
+            .bus()
+            .topic("t")
+            .capacity(1 << 16)
+            .open_or_create()
+            .unwrap();
+        let cfg = RecorderConfig {
+            storage: kind,
+            ..config(256 << 10)
+        };
+        let rec = Recorder::spawn(&topic, &d.store, cfg).unwrap();
+        let nowait = buffered_writes_nowait(&d.topic_dir("t")).unwrap();
+        let expected = match kind {
+            StorageKind::Auto if uring && nowait => "io_uring",
+            StorageKind::IoUring if uring => "io_uring",
+            _ => "pwrite",
+        };
+        let name = rec.stats().storage;
+        println!("{kind:?}: {name} (io_uring {uring}, non-blocking buffered writes {nowait})");
+        assert_eq!(name, expected, "{kind:?}");
+        let end = publish(&topic, 0, 0..5000);
+        assert!(rec.wait_persisted(end, Duration::from_secs(30)));
+        rec.stop().unwrap();
+        check_exactly_once(&read_store(&d.topic_dir("t")), 1, 5000);
+    }
+}
+
+#[test]
+fn the_write_probe_reports_a_missing_directory() {
+    let d = Dirs::new("probe");
+    let missing = d.store.join("not-here");
+    let e = buffered_writes_nowait(&missing).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+    // The probe leaves nothing behind (its file has no name).
+    std::fs::create_dir_all(&d.store).unwrap();
+    buffered_writes_nowait(&d.store).unwrap();
+    assert_eq!(std::fs::read_dir(&d.store).unwrap().count(), 0);
 }
 
 #[test]

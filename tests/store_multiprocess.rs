@@ -6,7 +6,9 @@ mod store_util;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use shmbus::store::{list_segments, Fsync, Recorder, RecorderConfig, SegmentReader};
+use shmbus::store::{
+    list_segments, Fsync, Recorder, RecorderConfig, SegmentReader, StorageKind, UringStorage,
+};
 use store_util::*;
 
 fn spawn_role(test: &str, role: &str, d: &Dirs) -> Child {
@@ -51,10 +53,13 @@ fn producer(id: u32, per: u64) {
     }
 }
 
+/// io_uring wherever it can be set up, even where the default would pick `pwrite`
+/// (ext4): these are the tests of the recorder's io_uring path.
 fn recorder_config() -> RecorderConfig {
     RecorderConfig {
         segment_size: 16 << 20,
         fsync: Fsync::Never,
+        storage: StorageKind::IoUring,
         ..Default::default()
     }
 }
@@ -91,6 +96,9 @@ fn two_producer_processes_two_million_events_persisted_once_in_order() {
     );
     let stats = rec.stop().unwrap();
     let recorded = t0.elapsed();
+    if UringStorage::new(8).is_ok() {
+        assert_eq!(stats.storage, "io_uring");
+    }
     assert_eq!(stats.records, 2 * BIG_PER);
     assert!(
         stats.segments >= 5,

@@ -80,7 +80,8 @@ pub use segment::{
     list_segments, Run, RunRecords, SegmentBuilder, SegmentInfo, SegmentReader, StoredRecord,
 };
 pub use storage::{
-    FaultControl, FaultStorage, Fdatasync, PwriteStorage, Storage, Syncer, UringStorage, Write,
+    buffered_writes_nowait, FaultControl, FaultStorage, Fdatasync, PwriteStorage, Storage,
+    StorageKind, Syncer, UringStorage, Write,
 };
 
 /// A store operation failed.

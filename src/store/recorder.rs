@@ -109,7 +109,9 @@ use super::index::{self, IndexEntry};
 use super::recovery::{recover, OpenTail, RecoveryReport};
 use super::retention::{apply_retention, Retention};
 use super::segment::{self, encode_record, Summary, FOOTER_SIZE, SEG_HEADER, TRAILER_SIZE};
-use super::storage::{default_storage, Completion, Mapped, Source, Storage, Syncer, Write};
+use super::storage::{
+    default_storage, Completion, Mapped, Source, Storage, StorageKind, Syncer, Write,
+};
 use super::{io_err, StoreError};
 use crate::bus::{Bus, Payload, Raw, Topic};
 use crate::error::{AttachError, RecvError};
@@ -162,6 +164,11 @@ pub struct RecorderConfig {
     pub retention: Option<Retention>,
     /// How often to apply it (default 10 s).
     pub retention_every: Duration,
+    /// The storage backend [`Recorder::spawn`] writes through (default
+    /// [`StorageKind::Auto`]: io_uring where the file system takes buffered writes
+    /// without blocking, `pwrite` where it does not). [`Recorder::spawn_with`] takes
+    /// a backend instead.
+    pub storage: StorageKind,
 }
 
 impl Default for RecorderConfig {
@@ -178,6 +185,7 @@ impl Default for RecorderConfig {
             accept_loss: false,
             retention: None,
             retention_every: Duration::from_secs(10),
+            storage: StorageKind::Auto,
         }
     }
 }
@@ -299,7 +307,8 @@ pub(crate) fn lock_file(path: PathBuf) -> Result<Lock, StoreError> {
 
 impl Recorder {
     /// Start recording `topic` into `store` (the topic's segments go to
-    /// `<store>/<topic name>/`) on a background thread, with io_uring if available.
+    /// `<store>/<topic name>/`) on a background thread, through the backend
+    /// [`RecorderConfig::storage`] picks for that directory.
     ///
     /// Before it returns, it takes the (topic, store) lock, recovers what a previous
     /// recorder left (see [`RecorderHandle::recovery`]) and attaches its subscriber,
@@ -316,7 +325,7 @@ impl Recorder {
         store: impl AsRef<Path>,
         config: RecorderConfig,
     ) -> Result<RecorderHandle, StoreError> {
-        Recorder::spawn_with(topic, store, config, default_storage())
+        Recorder::start(topic, store.as_ref(), config, None)
     }
 
     /// [`Recorder::spawn`] with an explicit storage backend.
@@ -329,6 +338,17 @@ impl Recorder {
         store: impl AsRef<Path>,
         config: RecorderConfig,
         storage: Box<dyn Storage>,
+    ) -> Result<RecorderHandle, StoreError> {
+        Recorder::start(topic, store.as_ref(), config, Some(storage))
+    }
+
+    /// [`Recorder::spawn_with`], or with the backend [`RecorderConfig::storage`]
+    /// picks for the topic's store directory where `storage` is `None`.
+    fn start<E: Payload>(
+        topic: &Topic<E>,
+        store: &Path,
+        config: RecorderConfig,
+        storage: Option<Box<dyn Storage>>,
     ) -> Result<RecorderHandle, StoreError> {
         let c = &config;
         let min_seg = (SEG_HEADER + FOOTER_SIZE + TRAILER_SIZE) as u64
@@ -345,10 +365,11 @@ impl Recorder {
                 "write size, writes in flight and index interval must be positive".into(),
             ));
         }
-        let dir = super::topic_dir(store.as_ref(), topic.name());
+        let dir = super::topic_dir(store, topic.name());
         std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create store directory"))?;
         super::check_store_dir(&dir)?;
         let lock = lock(&dir)?;
+        let storage = storage.unwrap_or_else(|| default_storage(&dir, config.storage));
         let schema = topic.schema().map(|s| s.encode()).unwrap_or_default();
         let report = recover(&dir, &schema, config.fsync != Fsync::Never, true)?;
         // The thread works on a raw view of the same ring.
@@ -383,7 +404,7 @@ impl Recorder {
         let mut rec = Rec {
             sub: Some(sub),
             topic: raw,
-            store: store.as_ref().to_path_buf(),
+            store: store.to_path_buf(),
             dir: dir.clone(),
             cfg: config,
             storage,

@@ -8,6 +8,11 @@
 //! the mapping alive. A completion reports how many *more* bytes were written; a short
 //! write is normal and the caller resubmits the rest.
 //!
+//! Which backend a recorder gets is [`StorageKind`]'s choice ([`default_storage`]): by
+//! default io_uring where the file system can take a buffered write without blocking,
+//! and `pwrite` where io_uring would run every write on a kernel worker thread anyway
+//! (ext4), as [`buffered_writes_nowait`] finds out.
+//!
 //! Syncs go through a [`Syncer`], a separate handle that a backend hands out: the
 //! recorder gives one to its sync thread, which makes a sealed segment durable while
 //! the recorder writes the next one.
@@ -15,7 +20,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::RawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
@@ -440,9 +445,38 @@ impl Drop for UringStorage {
 
 static FALLBACK_WARNING: Once = Once::new();
 
-/// io_uring if it can be set up here, otherwise `pwrite` with a one-time warning on
-/// stderr.
-pub fn default_storage() -> Box<dyn Storage> {
+/// Which backend [`Recorder::spawn`](super::Recorder::spawn) writes through
+/// ([`RecorderConfig::storage`](super::RecorderConfig::storage)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageKind {
+    /// io_uring where the store's file system can take a buffered write without
+    /// blocking (XFS, btrfs: the write is done in the recorder's own system call, and
+    /// several are in flight); `pwrite` where it cannot (ext4, tmpfs), since there
+    /// io_uring hands every buffered write to a kernel worker thread, and writes to
+    /// one file wait for each other on that worker: the same copy into the page cache
+    /// as `pwrite`, on one more busy thread, which on a machine with few CPUs competes
+    /// with the publishers (see the README's Store section). See
+    /// [`buffered_writes_nowait`]. The default.
+    #[default]
+    Auto,
+    /// io_uring wherever it can be set up.
+    IoUring,
+    /// `pwrite` on the recorder's thread.
+    Pwrite,
+}
+
+/// The backend `kind` picks for a store directory `dir`: see [`StorageKind`]. Where
+/// io_uring is asked for (or would be picked) but cannot be set up (ENOSYS, EPERM
+/// under seccomp, ...), `pwrite`, with a one-time warning on stderr.
+pub fn default_storage(dir: &Path, kind: StorageKind) -> Box<dyn Storage> {
+    match kind {
+        StorageKind::Pwrite => return Box::new(PwriteStorage::new()),
+        // A directory the probe cannot use keeps io_uring: the writes will tell.
+        StorageKind::Auto if !buffered_writes_nowait(dir).unwrap_or(true) => {
+            return Box::new(PwriteStorage::new());
+        }
+        StorageKind::Auto | StorageKind::IoUring => {}
+    }
     match UringStorage::new(64) {
         Ok(u) => Box::new(u),
         Err(e) => {
@@ -453,6 +487,57 @@ pub fn default_storage() -> Box<dyn Storage> {
             });
             Box::new(PwriteStorage::new())
         }
+    }
+}
+
+/// Whether the file system of `dir` can take a buffered write without blocking, which
+/// is what io_uring needs to do a write in the submitting thread's own system call
+/// rather than hand it to a kernel worker thread.
+///
+/// Probed with a one-byte `RWF_NOWAIT` write to an unnamed temporary file in `dir`
+/// (`O_TMPFILE`, gone when closed, even if the process dies): a file system without
+/// non-blocking buffered writes refuses it with `EOPNOTSUPP` (ext4 and tmpfs as of
+/// Linux 6.18); one with them (XFS, btrfs) writes it, or reports `EAGAIN` where the
+/// write would have to wait.
+///
+/// # Errors
+///
+/// The temporary file cannot be created (no such directory, no permission, a file
+/// system without `O_TMPFILE`), or the write fails otherwise.
+pub fn buffered_writes_nowait(dir: &Path) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir)?;
+    let byte = [0u8];
+    let iov = libc::iovec {
+        iov_base: byte.as_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    // SAFETY: `iov` describes one valid byte that outlives the call; the descriptor is
+    // open. Arguments: fd, iov, iovcnt, offset (low and high words), flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pwritev2,
+            f.as_raw_fd(),
+            &iov as *const libc::iovec,
+            1,
+            0,
+            0,
+            libc::RWF_NOWAIT,
+        )
+    };
+    if r >= 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => Ok(true),
+        Some(libc::EOPNOTSUPP) => Ok(false),
+        _ => Err(e),
     }
 }
 

@@ -1,6 +1,7 @@
-//! `shmbus record <topic> --store DIR [--fsync never|batch|<ms>]`: runs the store's
-//! recorder for one topic until SIGINT or SIGTERM, then stops it cleanly (everything
-//! received is written and the current segment sealed) and prints its counters.
+//! `shmbus record <topic> --store DIR [--fsync never|batch|<ms>] [--storage
+//! auto|io_uring|pwrite]`: runs the store's recorder for one topic until SIGINT or
+//! SIGTERM, then stops it cleanly (everything received is written and the current
+//! segment sealed) and prints its counters.
 //!
 //! On start it reports what recovery did with the store (a crash leftover is sealed at
 //! its longest valid prefix). Errors the recorder reports while running (write
@@ -9,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shmbus::store::{Fsync, Recorder, RecorderConfig, StoreError};
+use shmbus::store::{Fsync, Recorder, RecorderConfig, StorageKind, StoreError};
 
 use crate::error::CliError;
 use crate::output::Format;
@@ -39,6 +40,20 @@ pub struct Args {
     /// Continue when records between the store's end and the ring were lost.
     #[arg(long)]
     pub accept_loss: bool,
+    /// How to write: auto (io_uring where the file system takes buffered writes
+    /// without blocking, pwrite where io_uring would hand every write to a kernel
+    /// worker thread, as on ext4), io_uring, or pwrite.
+    #[arg(long, value_name = "BACKEND", default_value = "auto", value_parser = parse_storage)]
+    pub storage: StorageKind,
+}
+
+fn parse_storage(s: &str) -> Result<StorageKind, String> {
+    match s {
+        "auto" => Ok(StorageKind::Auto),
+        "io_uring" | "io-uring" | "uring" => Ok(StorageKind::IoUring),
+        "pwrite" => Ok(StorageKind::Pwrite),
+        _ => Err(format!("{s:?} is not auto, io_uring or pwrite")),
+    }
 }
 
 fn parse_fsync(s: &str) -> Result<Fsync, String> {
@@ -67,6 +82,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         fsync: args.fsync,
         segment_size: args.segment_size,
         accept_loss: args.accept_loss,
+        storage: args.storage,
         ..RecorderConfig::default()
     };
     let rec = Recorder::spawn(&topic, &args.store, cfg).map_err(|e| match e {
