@@ -998,7 +998,7 @@ fn record_resumes_where_the_store_ends() {
     let r = finish(rec, LIMIT);
     assert_eq!((r.code, num(&r.stdout, "records")), (0, 10), "{r:?}");
     publish_trades(&bus.path, "trades", 10, 7);
-    let rec = start_recorder(&bus, &store, &["--fsync", "never"]);
+    let rec = start_recorder(&bus, &store, &["--fsync", "never", "--storage", "pwrite"]);
     // While it runs: its segment is unsealed but that is no problem, and stat shows it.
     shmbus(&b, &["verify", &store.arg()]).ok();
     let st = shmbus(&b, &["stat", "trades", "--interval", "50ms"]).ok();
@@ -1012,6 +1012,7 @@ fn record_resumes_where_the_store_ends() {
     signal(&rec, libc::SIGTERM);
     let r = finish(rec, LIMIT);
     assert_eq!((r.code, num(&r.stdout, "records")), (0, 7), "{r:?}");
+    assert!(r.stdout.contains("\"storage\":\"pwrite\""), "{r:?}");
     let v = shmbus(&b, &["verify", &store.arg()]).ok();
     assert_eq!(num(&v.stdout, "records"), 17);
     shmbus(&b, &["record", "nope", "--store", &store.arg()]).fails(1, "unknown topic");
@@ -1028,6 +1029,19 @@ fn record_resumes_where_the_store_ends() {
     );
     assert_eq!(r.code, 2);
     assert_no_panic(&r.stderr);
+    let r = shmbus(
+        &b,
+        &[
+            "record",
+            "trades",
+            "--store",
+            &store.arg(),
+            "--storage",
+            "disk",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not auto, io_uring or pwrite"), "{r:?}");
 }
 
 #[test]
