@@ -65,13 +65,14 @@
 //! at least every 4 ms and at least as often as its ring would fill at 1 GB/s, so a
 //! smaller ring means more looks); `SHMBUS_BENCH_PIN=cpu` pins the publishers of (b) to
 //! that CPU while they send (default 0; `none` leaves them to the scheduler; the
-//! recorder and the reader are never pinned); `SHMBUS_BENCH_READER_US=n` sets how often
+//! reader is never pinned, the recorder only with `SHMBUS_BENCH_RECORDER_CPU=n`, which
+//! starts it, thread or process, pinned to CPU n); `SHMBUS_BENCH_READER_US=n` sets how often
 //! the plain subscriber looks (default 1000), and `SHMBUS_BENCH_READER=tail` makes it
 //! look at the topic's tail only, reading nothing; `SHMBUS_BENCH_STORAGE=io_uring` or
 //! `pwrite` makes the recorders use that backend (default `auto`, the recorder's own:
 //! io_uring where the file system takes buffered writes without blocking, `pwrite`
-//! where it does not); `SHMBUS_BENCH_WRITE_KIB=n`
-//! sets the recorder's batch size (default 256).
+//! where it does not); `SHMBUS_BENCH_WRITE_KIB=n` sets the recorder's batch size
+//! (default 256).
 
 use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
@@ -618,8 +619,13 @@ impl LatencyBench {
         let store = self.dirs.store.join(&name);
         // The publisher's thread is pinned (`SHMBUS_BENCH_PIN`) for the sends only:
         // what starts the reader (a thread or a process) inherits no pinning.
-        if self.pin.is_some() {
-            set_cpus(None);
+        // `SHMBUS_BENCH_RECORDER_CPU=n` starts the recorder (thread or process) pinned
+        // to CPU n, away from the publisher's.
+        let rec_cpu = std::env::var("SHMBUS_BENCH_RECORDER_CPU")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok());
+        if self.pin.is_some() || rec_cpu.is_some() {
+            set_cpus(rec_cpu);
         }
         let thread = (rec == Rec::Thread).then(|| {
             spawn_recorder(
@@ -638,10 +644,15 @@ impl LatencyBench {
             ));
         }
         if matches!(rec, Rec::Reader | Rec::Both) {
+            if rec_cpu.is_some() {
+                set_cpus(None);
+            }
             peers.push(Peer::start("reader", &[self.dirs.bus.as_os_str()]));
         }
-        if let Some(cpu) = self.pin {
-            set_cpus(Some(cpu));
+        match self.pin {
+            Some(cpu) => set_cpus(Some(cpu)),
+            None if rec_cpu.is_some() => set_cpus(None),
+            None => {}
         }
         // Four laps untimed, none of which is what this measures. Before the first
         // run, the first touch of each page of the ring is a page fault (about 1.5 µs).
