@@ -1016,32 +1016,22 @@ fn record_resumes_where_the_store_ends() {
     let v = shmbus(&b, &["verify", &store.arg()]).ok();
     assert_eq!(num(&v.stdout, "records"), 17);
     shmbus(&b, &["record", "nope", "--store", &store.arg()]).fails(1, "unknown topic");
-    let r = shmbus(
-        &b,
-        &[
-            "record",
-            "trades",
-            "--store",
-            &store.arg(),
+    for (option, value, says) in [
+        (
             "--fsync",
             "sometimes",
-        ],
-    );
-    assert_eq!(r.code, 2);
-    assert_no_panic(&r.stderr);
-    let r = shmbus(
-        &b,
-        &[
-            "record",
-            "trades",
-            "--store",
-            &store.arg(),
-            "--storage",
-            "disk",
-        ],
-    );
-    assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("not auto, io_uring or pwrite"), "{r:?}");
+            "not never, batch or a positive number",
+        ),
+        ("--storage", "disk", "not auto, io_uring or pwrite"),
+    ] {
+        let r = shmbus(
+            &b,
+            &["record", "trades", "--store", &store.arg(), option, value],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(says), "{r:?}");
+        assert_no_panic(&r.stderr);
+    }
 }
 
 #[test]
