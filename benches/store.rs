@@ -624,7 +624,8 @@ impl LatencyBench {
         let rec_cpu = std::env::var("SHMBUS_BENCH_RECORDER_CPU")
             .ok()
             .and_then(|v| v.parse::<usize>().ok());
-        if self.pin.is_some() || rec_cpu.is_some() {
+        let pinning = self.pin.is_some() || rec_cpu.is_some();
+        if pinning {
             set_cpus(rec_cpu);
         }
         let thread = (rec == Rec::Thread).then(|| {
@@ -643,16 +644,14 @@ impl LatencyBench {
                 &name,
             ));
         }
+        if pinning {
+            set_cpus(None);
+        }
         if matches!(rec, Rec::Reader | Rec::Both) {
-            if rec_cpu.is_some() {
-                set_cpus(None);
-            }
             peers.push(Peer::start("reader", &[self.dirs.bus.as_os_str()]));
         }
-        match self.pin {
-            Some(cpu) => set_cpus(Some(cpu)),
-            None if rec_cpu.is_some() => set_cpus(None),
-            None => {}
+        if pinning {
+            set_cpus(self.pin);
         }
         // Four laps untimed, none of which is what this measures. Before the first
         // run, the first touch of each page of the ring is a page fault (about 1.5 µs).

@@ -34,6 +34,21 @@ fn publish(topic: &shmbus::Topic, p: u32, range: std::ops::Range<u64>) -> u64 {
     end
 }
 
+/// Publish events `range` of producer 0, wait until `rec` has persisted them, stop it,
+/// and check that topic `t`'s store holds producer 0's events `0..range.end` exactly once.
+fn persist_and_check(
+    rec: shmbus::store::RecorderHandle,
+    topic: &shmbus::Topic,
+    d: &Dirs,
+    range: std::ops::Range<u64>,
+) {
+    let total = range.end;
+    let end = publish(topic, 0, range);
+    assert!(rec.wait_persisted(end, Duration::from_secs(30)));
+    rec.stop().unwrap();
+    check_exactly_once(&read_store(&d.topic_dir("t")), 1, total);
+}
+
 #[test]
 fn segments_roll_over_with_footers_indexes_and_checksums() {
     let d = Dirs::new("roll");
@@ -77,10 +92,7 @@ fn segments_roll_over_with_footers_indexes_and_checksums() {
     // A second run continues after the first without duplicates.
     let rec = Recorder::spawn(&topic, &d.store, config(64 << 10)).unwrap();
     assert!(rec.recovery().clean(), "{}", rec.recovery());
-    let end = publish(&topic, 0, 20_000..25_000);
-    assert!(rec.wait_persisted(end, Duration::from_secs(30)));
-    rec.stop().unwrap();
-    check_exactly_once(&read_store(&d.topic_dir("t")), 1, 25_000);
+    persist_and_check(rec, &topic, &d, 20_000..25_000);
 }
 
 #[test]
@@ -136,10 +148,7 @@ fn each_storage_choice_records_through_its_backend() {
         let name = rec.stats().storage;
         println!("{kind:?}: {name} (io_uring {uring}, non-blocking buffered writes {nowait})");
         assert_eq!(name, expected, "{kind:?}");
-        let end = publish(&topic, 0, 0..5000);
-        assert!(rec.wait_persisted(end, Duration::from_secs(30)));
-        rec.stop().unwrap();
-        check_exactly_once(&read_store(&d.topic_dir("t")), 1, 5000);
+        persist_and_check(rec, &topic, &d, 0..5000);
     }
 }
 
