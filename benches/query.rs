@@ -107,7 +107,7 @@ fn write_data(dir: &Path, json: &Path, total: usize) -> (u64, u64, u64, usize) {
             payload_len = payload.len();
             let at = seg.push(ts, Tick::TYPE_ID, &payload);
             line.clear();
-            shmbus::json::render_json(schema, &payload, &mut line).unwrap();
+            shmbus::schema::decode::render_json(schema, &payload, &mut line).unwrap();
             line.pop();
             line.push_str(&format!(
                 ",\"position\":{at},\"time\":{ts},\"type\":{}}}\n",

@@ -100,7 +100,7 @@ pub enum AttachError {
     TooManySubscribers,
     /// A live subscriber already holds this name.
     NameInUse(String),
-    /// The subscriber name is empty or longer than [`crate::layout::MAX_NAME`] bytes.
+    /// The subscriber name is empty or longer than [`crate::ring::layout::MAX_NAME`] bytes.
     InvalidName(String),
     /// The requested start position is not a record boundary in this topic.
     InvalidPosition(u64),
@@ -250,7 +250,7 @@ impl fmt::Display for AttachError {
             AttachError::TooManyProducers => write!(
                 f,
                 "all {} producer slots are held by live processes",
-                crate::layout::MAX_PRODUCERS
+                crate::ring::layout::MAX_PRODUCERS
             ),
             AttachError::ExclusivePublisher => {
                 write!(f, "another publisher holds this topic exclusively")
@@ -262,7 +262,7 @@ impl fmt::Display for AttachError {
             AttachError::TooManySubscribers => write!(
                 f,
                 "all {} subscriber slots are taken",
-                crate::layout::MAX_CONSUMERS
+                crate::ring::layout::MAX_CONSUMERS
             ),
             AttachError::NameInUse(n) => {
                 write!(f, "subscriber name {n:?} is held by a live process")
@@ -270,7 +270,7 @@ impl fmt::Display for AttachError {
             AttachError::InvalidName(n) => write!(
                 f,
                 "invalid subscriber name {n:?}: 1 to {} bytes",
-                crate::layout::MAX_NAME
+                crate::ring::layout::MAX_NAME
             ),
             AttachError::InvalidPosition(p) => {
                 write!(f, "position {p} is not a record boundary in this topic")

@@ -3,7 +3,7 @@
 //! A shared-memory event bus for processes on one machine.
 //!
 //! - **Topics** are lock-free multi-producer broadcast logs in memory-mapped ring files
-//!   (see [`layout`] for the bytes and [`ring`] for the protocol). Every subscriber sees
+//!   (see [`ring::layout`] for the bytes and [`ring`] for the protocol). Every subscriber sees
 //!   every record, in one total order.
 //! - **Reliable mode** (the default) is lossless: a producer never overwrites a record
 //!   a live subscriber has not read; `send` waits, `try_send` returns
@@ -19,7 +19,7 @@
 //! - **Waiting**: spin, yield, back off, or block on a futex in the shared header (no CPU
 //!   while idle; producers pay for a wake-up only when a subscriber sleeps).
 //! - **Typed events** carry a schema stored in the ring file, so tools decode any event
-//!   to JSON without the producer's code ([`json::render_json`]).
+//!   to JSON without the producer's code ([`schema::render_json`]).
 //!
 //! ```
 //! use shmbus::{Bus, Start};
@@ -43,7 +43,7 @@
 //! assert_eq!(ev.price, 101.5);
 //!
 //! let mut json = String::new();
-//! shmbus::json::render_json(topic.schema().unwrap(), ev.bytes(), &mut json)?;
+//! shmbus::schema::render_json(topic.schema().unwrap(), ev.bytes(), &mut json)?;
 //! assert_eq!(json, r#"{"symbol":"ABC","price":101.5}"#);
 //! # drop(ev); drop(sub); drop(publisher); drop(topic);
 //! # std::fs::remove_dir_all(&dir)?;
@@ -55,38 +55,25 @@
 
 extern crate self as shmbus;
 
-pub mod bus;
-mod clock;
 pub mod error;
 pub mod event;
-mod fault;
-pub mod from_json;
-pub mod json;
-pub mod layout;
-#[cfg(all(test, loom))]
-mod loom_tests;
-mod mapping;
-mod os;
-mod publisher;
 pub mod query;
-#[doc(hidden)]
 pub mod ring;
 pub mod schema;
 pub mod store;
-mod subscriber;
-mod sync;
-mod wait;
+mod sys;
+pub mod topic;
 
-pub use bus::{
+pub use error::{AttachError, Error, OpenError, RecvError, SendError};
+pub use event::Event;
+pub use ring::layout::Mode;
+pub use rkyv;
+pub use shmbus_derive::{event, Event};
+pub use sys::os::now_ns;
+pub use topic::bus::{
     check_name, Access, Bus, Payload, ProducerInfo, Raw, SubscriberInfo, SubscriberState, Topic,
     TopicBuilder, TopicStats,
 };
-pub use error::{AttachError, Error, OpenError, RecvError, SendError};
-pub use event::Event;
-pub use layout::Mode;
-pub use os::now_ns;
-pub use publisher::{Grant, Publisher};
-pub use rkyv;
-pub use shmbus_derive::{event, Event};
-pub use subscriber::{RawEvent, Received, Start, Subscriber, SubscriberBuilder};
-pub use wait::Wait;
+pub use topic::publisher::{Grant, Publisher};
+pub use topic::subscriber::{RawEvent, Received, Start, Subscriber, SubscriberBuilder};
+pub use topic::wait::Wait;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{child_dir, role, spawn_role, wait_child, TempBus};
-use shmbus::layout::HEADER_SIZE;
+use shmbus::ring::layout::HEADER_SIZE;
 use shmbus::store::{Recorder, RecorderConfig, StoreError};
 use shmbus::{Access, Bus, OpenError, Start};
 

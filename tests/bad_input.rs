@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use proptest::prelude::*;
-use shmbus::layout::HEADER_SIZE;
+use shmbus::ring::layout::HEADER_SIZE;
 use shmbus::{AttachError, Bus, Mode, OpenError, RecvError, SendError, Start};
 
 #[shmbus::event]
@@ -98,7 +98,7 @@ fn corrupt_truncated_and_wrong_version_ring_files_give_typed_errors() {
         damaged(|f, _| put(f, 8, &99u32.to_le_bytes())),
         OpenError::BadVersion {
             found: 99,
-            expected: shmbus::layout::VERSION,
+            expected: shmbus::ring::layout::VERSION,
             ..
         }
     ));
@@ -167,7 +167,7 @@ fn corrupt_schema_table_is_a_typed_error() {
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     put(
         &file,
-        shmbus::layout::HEADER_SIZE as u64 - shmbus::layout::MAX_SCHEMA as u64,
+        shmbus::ring::layout::HEADER_SIZE as u64 - shmbus::ring::layout::MAX_SCHEMA as u64,
         b"garbage!",
     );
     assert!(matches!(

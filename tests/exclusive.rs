@@ -119,7 +119,7 @@ fn a_killed_exclusive_publisher_does_not_keep_the_topic() {
     c.wait().unwrap();
     // Its process is gone: shared publishers may attach (the last one into its slot),
     // and then an exclusive one may not (the shared ones are live).
-    let mut shared: Vec<_> = (0..shmbus::layout::MAX_PRODUCERS)
+    let mut shared: Vec<_> = (0..shmbus::ring::layout::MAX_PRODUCERS)
         .map(|_| t.publisher().unwrap())
         .collect();
     assert_eq!(t.publisher().err(), Some(AttachError::TooManyProducers));

@@ -1,11 +1,11 @@
-//! `shmbus::from_json`: JSON -> rkyv archive with the schema alone, checked against
+//! `shmbus::schema::encode`: JSON -> rkyv archive with the schema alone, checked against
 //! what rkyv itself writes for derived event types.
 
 use proptest::prelude::*;
-use shmbus::from_json::{from_json, FromJsonErrorKind};
-use shmbus::json::render_json;
 use shmbus::rkyv::rancor::Error as RkyvError;
 use shmbus::rkyv::util::AlignedVec;
+use shmbus::schema::decode::render_json;
+use shmbus::schema::encode::{from_json, FromJsonErrorKind};
 use shmbus::Event;
 
 #[shmbus::event]

@@ -343,7 +343,7 @@ fn all_producer_and_subscriber_slots_taken_are_typed_errors() {
     let tb = TempBus::new("slots");
     let bus = tb.bus();
     let t = bus.topic("t").capacity(1 << 16).open_or_create().unwrap();
-    let mut subs: Vec<_> = (0..shmbus::layout::MAX_CONSUMERS)
+    let mut subs: Vec<_> = (0..shmbus::ring::layout::MAX_CONSUMERS)
         .map(|_| t.subscriber().open().unwrap())
         .collect();
     assert_eq!(
@@ -354,7 +354,7 @@ fn all_producer_and_subscriber_slots_taken_are_typed_errors() {
         t.subscriber().named("late").open().err(),
         Some(AttachError::TooManySubscribers)
     );
-    let mut pubs: Vec<_> = (0..shmbus::layout::MAX_PRODUCERS)
+    let mut pubs: Vec<_> = (0..shmbus::ring::layout::MAX_PRODUCERS)
         .map(|_| t.publisher().unwrap())
         .collect();
     assert_eq!(t.publisher().err(), Some(AttachError::TooManyProducers));

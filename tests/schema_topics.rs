@@ -5,7 +5,7 @@
 mod common;
 
 use common::TempBus;
-use shmbus::layout::{HEADER_SIZE, MAX_SCHEMA};
+use shmbus::ring::layout::{HEADER_SIZE, MAX_SCHEMA};
 use shmbus::schema::Schema;
 use shmbus::{Event, OpenError, Start};
 
@@ -162,6 +162,6 @@ fn bytes_published_through_a_described_topic_arrive_as_the_type() {
     assert_eq!(ev.symbol.as_str(), "ABC");
     assert_eq!(ev.price, 101.5);
     let mut json = String::new();
-    shmbus::json::render_json(topic.schema().unwrap(), &bytes, &mut json).unwrap();
+    shmbus::schema::decode::render_json(topic.schema().unwrap(), &bytes, &mut json).unwrap();
     assert_eq!(json, r#"{"symbol":"ABC","price":101.5}"#);
 }

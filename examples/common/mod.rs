@@ -161,7 +161,7 @@ pub fn receive(sub: &mut shmbus::Subscriber<Tick>, count: u64) -> Res<SubReport>
         if i == 0 {
             // Timed from the first event, so waiting for a publisher to start is excluded.
             t0 = Some(Instant::now());
-            shmbus::json::render_json(&schema, ev.bytes(), &mut first_json)?;
+            shmbus::schema::decode::render_json(&schema, ev.bytes(), &mut first_json)?;
         }
         let seq = ev.seq.to_native();
         let symbol: &str = ev.symbol.as_str();

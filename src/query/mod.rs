@@ -77,7 +77,7 @@ use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 
 use crate::error::{AttachError, OpenError, RecvError};
-use crate::json::push_json_str;
+use crate::schema::decode::push_json_str;
 use crate::store::StoreError;
 
 mod eval;

@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use crate::json::{read_field, Value};
 use crate::query::eval::{Filter, HeaderField, Leaf, Loc, Num, Rec, Resolver, Target};
 use crate::query::expr::parse_expr;
 use crate::query::{Cell, QueryError, ScanStats};
+use crate::schema::decode::{read_field, Value};
 use crate::schema::{FieldRef, Schema};
 
 /// What to compute: the query as given by a user (strings), before compiling.

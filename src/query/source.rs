@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use zerocopy::FromBytes;
 
-use crate::bus::{Raw, Topic};
 use crate::error::RecvError;
 use crate::query::eval::Rec;
 use crate::query::plan::{Exec, Flow, Plan};
@@ -18,8 +17,9 @@ use crate::store::segment::{
     FOOTER_SIZE, SEG_HEADER, SEG_MAGIC, SEG_VERSION, TRAILER_MAGIC, TRAILER_SIZE,
 };
 use crate::store::StoreError;
-use crate::subscriber::Start;
-use crate::wait::Wait;
+use crate::topic::bus::{Raw, Topic};
+use crate::topic::subscriber::Start;
+use crate::topic::wait::Wait;
 
 /// Records between two calls of the progress callback.
 const PROGRESS_EVERY: u64 = 1 << 20;
@@ -165,7 +165,7 @@ impl StoreTopic {
         if !md.is_dir() {
             return Err(not_store("not a directory"));
         }
-        crate::bus::check_name(topic).map_err(|_| QueryError::UnknownTopic {
+        crate::topic::bus::check_name(topic).map_err(|_| QueryError::UnknownTopic {
             topic: topic.to_string(),
             store: Some(store.to_path_buf()),
             known: store_topics(store),

@@ -113,11 +113,11 @@ use super::storage::{
     default_storage, Completion, Mapped, Source, Storage, StorageKind, Syncer, Write,
 };
 use super::{io_err, StoreError};
-use crate::bus::{Bus, Payload, Raw, Topic};
 use crate::error::{AttachError, RecvError};
-use crate::layout::Mode;
-use crate::subscriber::{Start, Subscriber};
-use crate::wait::Wait;
+use crate::ring::layout::Mode;
+use crate::topic::bus::{Bus, Payload, Raw, Topic};
+use crate::topic::subscriber::{Start, Subscriber};
+use crate::topic::wait::Wait;
 
 mod syncs;
 use syncs::{Job, SyncThread};
@@ -352,7 +352,7 @@ impl Recorder {
     ) -> Result<RecorderHandle, StoreError> {
         let c = &config;
         let min_seg = (SEG_HEADER + FOOTER_SIZE + TRAILER_SIZE) as u64
-            + crate::layout::record_size(topic.max_payload())
+            + crate::ring::layout::record_size(topic.max_payload())
             + topic.schema().map(|s| s.encode().len() as u64).unwrap_or(0);
         if c.segment_size < min_seg {
             return Err(StoreError::InvalidConfig(format!(

@@ -40,9 +40,9 @@ use std::time::Duration;
 use super::recorder::{lock_file, Lock};
 use super::segment::{list_segments, SegmentReader};
 use super::{io_err, StoreError};
-use crate::bus::{Payload, SubscriberState, Topic};
 use crate::error::AttachError;
-use crate::subscriber::{move_parked, park_named, Start, Subscriber};
+use crate::topic::bus::{Payload, SubscriberState, Topic};
+use crate::topic::subscriber::{move_parked, park_named, Start, Subscriber};
 
 /// Where a replay starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::segment::{list_segments, read_footer};
 use super::{io_err, StoreError};
-use crate::bus::{Payload, Topic};
+use crate::topic::bus::{Payload, Topic};
 
 /// A retention policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub fn apply_retention<E: Payload>(
     let segs = list_segments(&dir)?;
     let mut report = RetentionReport::default();
     let mut total: u64 = segs.iter().map(|s| s.len).sum();
-    let now = crate::os::now_ns();
+    let now = crate::sys::os::now_ns();
     let cutoff = policy
         .max_age
         .map(|a| now.saturating_sub(a.as_nanos().min(u64::MAX as u128) as u64));

@@ -73,7 +73,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use super::index::{self, IndexEntry};
 use super::{io_err, StoreError};
-use crate::layout::{record_size, RECORD_ALIGN, RECORD_HEADER};
+use crate::ring::layout::{record_size, RECORD_ALIGN, RECORD_HEADER};
 
 /// `b"SHMBSEG\0"` as a little-endian u64.
 pub const SEG_MAGIC: u64 = u64::from_le_bytes(*b"SHMBSEG\0");
@@ -447,7 +447,7 @@ pub fn header_bytes(base: u64, type_id: u64, fingerprint: u64) -> [u8; SEG_HEADE
         version: SEG_VERSION,
         header_size: SEG_HEADER as u32,
         base,
-        created_ns: crate::os::now_ns(),
+        created_ns: crate::sys::os::now_ns(),
         type_id,
         fingerprint,
         reserved: [0; 16],

@@ -13,7 +13,7 @@ mod targets;
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use shmbus::layout::HEADER_SIZE;
+use shmbus::ring::layout::HEADER_SIZE;
 use shmbus::store::{index, segment};
 use shmbus::Event;
 
@@ -390,7 +390,7 @@ fn valid_inputs_work() {
     let (seg, idx) = valid_segment(20, true, 5, 512);
     run("segment", &with_len_prefix16(&idx, &seg));
     let mut out = String::new();
-    shmbus::json::render_json(Order::schema(), &archive(&order(3)), &mut out).unwrap();
+    shmbus::schema::decode::render_json(Order::schema(), &archive(&order(3)), &mut out).unwrap();
     assert!(out.starts_with(r#"{"id":3,"symbol":"SYM3""#), "{out}");
     run("ring_header", &[]);
     run("ring_scribble", &[0, 10, 4, 5, 3, 4, 5]);

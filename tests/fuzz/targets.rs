@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use shmbus::layout::{HEADER_SIZE, READY};
+use shmbus::ring::layout::{HEADER_SIZE, READY};
 use shmbus::schema::{read_field, render_json, Kind, Schema};
 use shmbus::store::{index, recover_topic, verify_topic, SegmentReader};
 use shmbus::{Bus, Event, Raw, Start, Topic, Wait};

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-pub use shmbus::json::push_json_str as json_str;
+pub use shmbus::schema::decode::push_json_str as json_str;
 
 /// A JSON object under construction; keys are written in call order.
 #[derive(Debug, Default, Clone)]

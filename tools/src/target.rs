@@ -16,7 +16,7 @@ pub fn bus_dir(ctx: &Ctx) -> PathBuf {
     } else {
         std::env::var_os("SHMBUS_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(shmbus::bus::DEFAULT_ROOT))
+            .unwrap_or_else(|| PathBuf::from(shmbus::topic::bus::DEFAULT_ROOT))
             .join(&ctx.bus)
     }
 }

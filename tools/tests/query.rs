@@ -789,7 +789,7 @@ fn bad_input_gets_one_clear_line() {
     let mut at = SEG_HEADER;
     for _ in 0..2 {
         let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
-        at += shmbus::layout::record_size(len as usize) as usize;
+        at += shmbus::ring::layout::record_size(len as usize) as usize;
     }
     let (run, data_end) = {
         let r = SegmentReader::open(&paths[1]).unwrap();

@@ -4,7 +4,7 @@ use std::ffi::{c_char, CStr, OsStr};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
-use shmbus::json::push_json_str;
+use shmbus::schema::decode::push_json_str;
 use shmbus::schema::Schema;
 use shmbus::{Access, Bus, Mode, Raw, Topic};
 

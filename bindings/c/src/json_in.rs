@@ -1,5 +1,5 @@
 //! Typed events from JSON: `shmbus_event_from_json` and `shmbus_publisher_send_json`
-//! encode a JSON text with the topic's stored schema (`shmbus::from_json`), so C
+//! encode a JSON text with the topic's stored schema (`shmbus::schema::encode`), so C
 //! programs publish events that Rust subscribers receive as their own types.
 
 use std::ffi::c_char;
@@ -22,7 +22,7 @@ fn encode(topic: &Topic<Raw>, json: &str) -> Result<shmbus::rkyv::util::AlignedV
             ),
         )
     })?;
-    let bytes = shmbus::from_json::from_json(schema, json)?;
+    let bytes = shmbus::schema::encode::from_json(schema, json)?;
     if bytes.len() > topic.max_payload() {
         return Err(Failure::new(
             shmbus_status::SHMBUS_ERR_TOO_LARGE,

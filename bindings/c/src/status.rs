@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use shmbus::from_json::FromJsonError;
-use shmbus::json::DecodeError;
+use shmbus::schema::decode::DecodeError;
+use shmbus::schema::encode::FromJsonError;
 use shmbus::{AttachError, OpenError, RecvError, SendError};
 
 /// What a call returned: `SHMBUS_OK` (0) or one failure class. The calling thread's

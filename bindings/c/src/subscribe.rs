@@ -480,7 +480,7 @@ unsafe fn render(
         )
     })?;
     let mut json = String::new();
-    shmbus::json::render_json(schema, payload, &mut json)?;
+    shmbus::schema::decode::render_json(schema, payload, &mut json)?;
     // SAFETY: per the caller's contract.
     unsafe { copy_out(json.as_bytes(), true, buf.cast(), buflen, needed) }
 }

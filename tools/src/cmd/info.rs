@@ -2,7 +2,7 @@
 //! stored schema with every field's kind and offset, and every producer and subscriber
 //! slot with pid, liveness, position and lag.
 
-use shmbus::layout::{HEADER_SIZE, MAGIC};
+use shmbus::ring::layout::{HEADER_SIZE, MAGIC};
 use shmbus::schema::{Kind, Schema};
 use shmbus::{Raw, SubscriberState, Topic};
 
@@ -108,7 +108,7 @@ fn info_json(topic: &Topic<Raw>) -> String {
         .str("path", &topic.path().display().to_string())
         .u64("magic", m.magic)
         .u64("version", u64::from(m.version))
-        .bool("ready", m.ready == shmbus::layout::READY)
+        .bool("ready", m.ready == shmbus::ring::layout::READY)
         .u64("header_size", m.header_size)
         .u64("capacity", m.capacity)
         .str("mode", mode_name(topic.mode()))
@@ -185,7 +185,7 @@ fn print_table(topic: &Topic<Raw>) {
             m.magic,
             if m.magic == MAGIC { " (ok)" } else { "" },
             m.version,
-            if m.ready == shmbus::layout::READY {
+            if m.ready == shmbus::ring::layout::READY {
                 "ready"
             } else {
                 "not ready"

@@ -7,7 +7,7 @@
 //! shmbus publish raw --text hello
 //! ```
 //!
-//! JSON is encoded with the schema stored in the topic (`shmbus::from_json`), so no
+//! JSON is encoded with the schema stored in the topic (`shmbus::schema::encode`), so no
 //! producer code is needed; subscribers receive it as the topic's event type. Raw
 //! bytes (`--hex`, `--text`) go only to raw topics, with `--type-id` (default 0). Each
 //! published event's position is printed, one per line (`{"position":N}` with
@@ -92,12 +92,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let bytes = shmbus::from_json::from_json(schema, &line)
+                let bytes = shmbus::schema::encode::from_json(schema, &line)
                     .map_err(|e| CliError::new(format!("stdin line {}: {e}", n + 1)))?;
                 out.send(type_id, &bytes)?;
             }
         } else {
-            let bytes = shmbus::from_json::from_json(schema, json)
+            let bytes = shmbus::schema::encode::from_json(schema, json)
                 .map_err(|e| CliError::usage(format!("--json: {e}")))?;
             out.send(type_id, &bytes)?;
         }

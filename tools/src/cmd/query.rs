@@ -98,7 +98,7 @@ fn bus_dir(bus: &str) -> PathBuf {
     } else {
         std::env::var_os("SHMBUS_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(shmbus::bus::DEFAULT_ROOT))
+            .unwrap_or_else(|| PathBuf::from(shmbus::topic::bus::DEFAULT_ROOT))
             .join(bus)
     }
 }

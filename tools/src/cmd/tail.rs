@@ -103,7 +103,7 @@ impl Printer {
         let mut decode_error = None;
         if let Some(s) = &self.schema {
             if type_id == self.type_id {
-                match shmbus::json::render_json(s, bytes, &mut self.buf) {
+                match shmbus::schema::decode::render_json(s, bytes, &mut self.buf) {
                     Ok(()) => decoded = Some(self.buf.as_str()),
                     Err(e) => decode_error = Some(e.to_string()),
                 }

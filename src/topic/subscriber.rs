@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use rkyv::util::AlignedVec;
 
-use crate::bus::{OsLiveness, Payload, Topic};
 use crate::error::{AttachError, RecvError};
 use crate::event::{Event, RkyvError};
-use crate::layout::*;
+use crate::ring::layout::*;
 use crate::ring::{my_owner, owner, owner_pid, owner_start, owner_state, Read, RecordHeader};
-use crate::sync::Ordering;
-use crate::wait::{Backoff, Wait};
+use crate::sys::sync::Ordering;
+use crate::topic::bus::{OsLiveness, Payload, Topic};
+use crate::topic::wait::{Backoff, Wait};
 
 /// Where a new subscriber starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,7 +120,8 @@ impl<E: Payload> SubscriberBuilder<E> {
                         if st == SLOT_FREE || st == SLOT_JOINING {
                             break;
                         }
-                        if st == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
+                        if st == SLOT_ACTIVE && crate::sys::os::alive(owner_pid(o), owner_start(o))
+                        {
                             return Err(AttachError::NameInUse(name.clone()));
                         }
                         // Straight to active, not through "joining": producers ignore
@@ -189,9 +190,9 @@ impl<E: Payload> SubscriberBuilder<E> {
         ring.cword(slot, C_POSITION).store(want, Ordering::SeqCst);
         ring.cword(slot, C_PROGRESS).store(want, Ordering::Relaxed);
         ring.cword(slot, C_HEARTBEAT)
-            .store(crate::os::now_ns(), Ordering::Relaxed);
+            .store(crate::sys::os::now_ns(), Ordering::Relaxed);
         ring.cword(slot, C_START)
-            .store(crate::os::own_start_time(), Ordering::Relaxed);
+            .store(crate::sys::os::own_start_time(), Ordering::Relaxed);
         ring.cword(slot, C_OWNER)
             .store(my_owner(SLOT_ACTIVE), Ordering::SeqCst);
         let at = if ring.p.mode == Mode::Reliable {
@@ -302,7 +303,7 @@ pub(crate) fn park_named<E: Payload>(
     ring.cword(i, C_POSITION).store(pos, Ordering::SeqCst);
     ring.cword(i, C_PROGRESS).store(pos, Ordering::SeqCst);
     ring.cword(i, C_HEARTBEAT)
-        .store(crate::os::now_ns(), Ordering::Relaxed);
+        .store(crate::sys::os::now_ns(), Ordering::Relaxed);
     ring.cword(i, C_OWNER).store(parked, Ordering::SeqCst);
     Ok((i, pos))
 }
@@ -558,7 +559,7 @@ impl<E: Payload> Subscriber<E> {
             .ring
             .cword(self.slot, C_OWNER)
             .load(Ordering::Acquire);
-        if owner_state(o) != SLOT_ACTIVE || owner_pid(o) != crate::os::pid() {
+        if owner_state(o) != SLOT_ACTIVE || owner_pid(o) != crate::sys::os::pid() {
             return Err(RecvError::Evicted);
         }
         Ok(())
@@ -643,7 +644,7 @@ impl<E: Payload> Subscriber<E> {
                         return Err(self.resync());
                     }
                     self.check_evicted()?;
-                    let now = crate::os::mono_ns();
+                    let now = crate::sys::os::mono_ns();
                     if let Some(d) = deadline {
                         if now >= d {
                             return Ok(Next::Empty);
@@ -709,10 +710,10 @@ impl<E: Payload> Subscriber<E> {
         // instead (see `Ring::wake_from`). A producer that attaches after these loads
         // fences on attach and so sees the announcement above.
         let light = ring.light_producers();
-        let barrier = !light || crate::os::heavy_barrier();
+        let barrier = !light || crate::sys::os::heavy_barrier();
         if matches!(ring.read_at(self.pos), Read::NotYet) {
             ring.cword(self.slot, C_HEARTBEAT)
-                .store(crate::os::now_ns(), Ordering::Relaxed);
+                .store(crate::sys::os::now_ns(), Ordering::Relaxed);
             // Wake up in time to check for abandoned claims and deadlines; soon if the
             // barrier could not be issued (the producer may have missed us).
             let cap = if barrier { 1_000_000_000 } else { 10_000_000 };
@@ -720,7 +721,7 @@ impl<E: Payload> Subscriber<E> {
             if let Some(d) = deadline {
                 ns = ns.min(d.saturating_sub(now).max(1));
             }
-            crate::os::futex_wait(seq_word, seq, Duration::from_nanos(ns));
+            crate::sys::os::futex_wait(seq_word, seq, Duration::from_nanos(ns));
         }
         if flags.fetch_and(!C_FLAG_SLEEPING, Ordering::SeqCst) & C_FLAG_SLEEPING != 0 {
             waiters.fetch_sub(1, Ordering::SeqCst);
@@ -742,7 +743,10 @@ impl<E: Payload> Subscriber<E> {
     }
 
     fn deadline(timeout: Duration) -> Option<u64> {
-        Some(crate::os::mono_ns().saturating_add(timeout.as_nanos().min(u64::MAX as u128) as u64))
+        Some(
+            crate::sys::os::mono_ns()
+                .saturating_add(timeout.as_nanos().min(u64::MAX as u128) as u64),
+        )
     }
 
     /// Receive the next record's raw bytes, waiting as long as it takes.
@@ -898,7 +902,7 @@ impl<E> Drop for Subscriber<E> {
         let ring = &self.topic.inner.ring;
         let ow = ring.cword(self.slot, C_OWNER);
         let o = ow.load(Ordering::SeqCst);
-        if owner_pid(o) != crate::os::pid() {
+        if owner_pid(o) != crate::sys::os::pid() {
             return;
         }
         if owner_state(o) == SLOT_ACTIVE && !self.manual {
@@ -910,7 +914,7 @@ impl<E> Drop for Subscriber<E> {
         }
         let new = if self.named {
             ring.cword(self.slot, C_HEARTBEAT)
-                .store(crate::os::now_ns(), Ordering::Relaxed);
+                .store(crate::sys::os::now_ns(), Ordering::Relaxed);
             if owner_state(o) == SLOT_EVICTED {
                 owner(0, 0, SLOT_EVICTED)
             } else {

@@ -31,8 +31,8 @@
 //! the tail. Every record start in that range is such a boundary, because a claim's
 //! intent stays in its slot until its commit word is stored.
 
-use crate::layout::*;
-use crate::sync::{fence, sc_pair_point, spin_hint, AtomicU32, AtomicU64, Ordering};
+use crate::ring::layout::*;
+use crate::sys::sync::{fence, sc_pair_point, spin_hint, AtomicU32, AtomicU64, Ordering};
 
 /// Where the ring's words and bytes live.
 ///
@@ -178,7 +178,11 @@ pub(crate) fn owner(pid: u32, start: u64, state: u64) -> u64 {
 }
 /// This process's owner word in `state`.
 pub(crate) fn my_owner(state: u64) -> u64 {
-    owner(crate::os::pid(), crate::os::own_start_time(), state)
+    owner(
+        crate::sys::os::pid(),
+        crate::sys::os::own_start_time(),
+        state,
+    )
 }
 pub(crate) fn owner_pid(word: u64) -> u32 {
     (word >> 32) as u32
@@ -666,7 +670,7 @@ impl<M: Memory> Ring<M> {
     #[cfg(not(loom))]
     fn futex_wake(&self) {
         let w = self.mem.word32(OFF_FUTEX_SEQ);
-        crate::os::futex_wake_all(w);
+        crate::sys::os::futex_wake_all(w);
     }
 
     // ---------------------------------------------------------------- consumers

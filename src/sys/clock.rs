@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use crate::os::now_ns;
+use crate::sys::os::now_ns;
 
 /// How often a clock re-reads `CLOCK_REALTIME`.
 const ANCHOR_NS: u64 = 50_000_000;

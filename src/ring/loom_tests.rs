@@ -23,9 +23,9 @@ use loom::sync::Arc;
 use loom::thread;
 use std::sync::Arc as StdArc;
 
-use crate::layout::*;
+use crate::ring::layout::*;
 use crate::ring::{owner, Claim, ClaimFail, Liveness, Memory, Params, ProducerCursor, Read, Ring};
-use crate::sync::Ordering;
+use crate::sys::sync::Ordering;
 
 /// The ring file as a sparse map of loom atomics, created on first use.
 ///

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use crate::error::{io_err, AttachError, OpenError};
 use crate::event::Event;
-use crate::layout::*;
-use crate::mapping::Mapping;
+use crate::ring::layout::*;
 use crate::ring::{my_owner, owner_pid, owner_start, owner_state, Liveness, Params, Ring};
 use crate::schema::Schema;
-use crate::sync::Ordering;
+use crate::sys::mapping::Mapping;
+use crate::sys::sync::Ordering;
 
 /// Default root of all buses when neither the API nor `SHMBUS_DIR` names one.
 pub const DEFAULT_ROOT: &str = "/dev/shm/shmbus";
@@ -433,8 +433,8 @@ impl<E: Payload> TopicBuilder<E> {
         let tmp = self.bus.dir.join(format!(
             ".{}.ring.{}.{}",
             self.name,
-            crate::os::pid(),
-            crate::os::now_ns()
+            crate::sys::os::pid(),
+            crate::sys::os::now_ns()
         ));
         let mode = if self.bus.group { 0o660 } else { 0o600 };
         let file = OpenOptions::new()
@@ -509,7 +509,7 @@ impl<E: Payload> TopicBuilder<E> {
             fingerprint,
             consumer_timeout_ns: self.consumer_timeout.as_nanos().min(u64::MAX as u128) as u64,
             unblock_timeout_ns: self.unblock_timeout.as_nanos().min(u64::MAX as u128) as u64,
-            created_ns: crate::os::now_ns(),
+            created_ns: crate::sys::os::now_ns(),
             schema_len: schema.len() as u32,
             max_payload: (self.capacity / 4).min(u32::MAX as u64) as u32,
         };
@@ -721,10 +721,10 @@ pub(crate) struct OsLiveness;
 
 impl Liveness for OsLiveness {
     fn alive(&self, pid: u32, start28: u64) -> bool {
-        crate::os::alive(pid, start28)
+        crate::sys::os::alive(pid, start28)
     }
     fn now_ns(&self) -> u64 {
-        crate::os::now_ns()
+        crate::sys::os::now_ns()
     }
 }
 
@@ -945,7 +945,7 @@ impl<E: Payload> Topic<E> {
                 Some(ProducerInfo {
                     slot: i,
                     pid: owner_pid(o),
-                    alive: crate::os::alive(owner_pid(o), owner_start(o)),
+                    alive: crate::sys::os::alive(owner_pid(o), owner_start(o)),
                     records: r.pword(i, P_RECORDS).load(Ordering::Relaxed),
                     bytes: r.pword(i, P_BYTES).load(Ordering::Relaxed),
                     stalls: r.pword(i, P_STALLS).load(Ordering::Relaxed),
@@ -977,7 +977,7 @@ impl<E: Payload> Topic<E> {
                     name: self.slot_name(i),
                     pid: owner_pid(o),
                     alive: owner_state(o) == SLOT_ACTIVE
-                        && crate::os::alive(owner_pid(o), owner_start(o)),
+                        && crate::sys::os::alive(owner_pid(o), owner_start(o)),
                     state,
                     position,
                     lag: tail.saturating_sub(position),
@@ -1037,7 +1037,7 @@ impl<E: Payload> Topic<E> {
                 let ow = r.pword(i, P_OWNER);
                 let o = ow.load(Ordering::Acquire);
                 let free = owner_state(o) == SLOT_FREE
-                    || (pass == 1 && !crate::os::alive(owner_pid(o), owner_start(o)));
+                    || (pass == 1 && !crate::sys::os::alive(owner_pid(o), owner_start(o)));
                 if free
                     && ow
                         .compare_exchange(o, me, Ordering::AcqRel, Ordering::Relaxed)
@@ -1048,9 +1048,9 @@ impl<E: Payload> Topic<E> {
                         r.mem.word(OFF_REAPED).fetch_add(1, Ordering::Relaxed);
                     }
                     r.pword(i, P_START)
-                        .store(crate::os::own_start_time(), Ordering::Release);
+                        .store(crate::sys::os::own_start_time(), Ordering::Release);
                     r.pword(i, P_HEARTBEAT)
-                        .store(crate::os::now_ns(), Ordering::Relaxed);
+                        .store(crate::sys::os::now_ns(), Ordering::Relaxed);
                     r.pword(i, P_CLAIM).store(NO_CLAIM, Ordering::Release);
                     for f in [P_RECORDS, P_BYTES, P_STALLS] {
                         r.pword(i, f).store(0, Ordering::Relaxed);
@@ -1072,7 +1072,7 @@ impl<E: Payload> Topic<E> {
         let o = self.inner.ring.pword(slot, P_OWNER).load(Ordering::SeqCst);
         owner_state(o) == SLOT_ACTIVE
             && owner_pid(o) == pid
-            && crate::os::alive(owner_pid(o), owner_start(o))
+            && crate::sys::os::alive(owner_pid(o), owner_start(o))
     }
 
     /// A shared publisher in slot `slot` just registered: refuse if an exclusive one
@@ -1081,7 +1081,7 @@ impl<E: Payload> Topic<E> {
     /// the other.)
     pub(crate) fn check_not_exclusive(&self, slot: usize) -> Result<(), AttachError> {
         use crate::ring::Memory;
-        crate::sync::fence(Ordering::SeqCst);
+        crate::sys::sync::fence(Ordering::SeqCst);
         let word = self.inner.ring.mem.word(OFF_EXCLUSIVE);
         let w = word.load(Ordering::SeqCst);
         if self.exclusive_holder_alive(w, slot) {
@@ -1106,7 +1106,7 @@ impl<E: Payload> Topic<E> {
             .mem
             .word(OFF_LIGHT_SHARED)
             .fetch_or(1, Ordering::SeqCst);
-        crate::sync::fence(Ordering::SeqCst);
+        crate::sys::sync::fence(Ordering::SeqCst);
     }
 
     /// Make the publisher in slot `slot` the topic's only one: take the exclusive word
@@ -1116,7 +1116,7 @@ impl<E: Payload> Topic<E> {
         use crate::ring::Memory;
         let r = &self.inner.ring;
         let word = r.mem.word(OFF_EXCLUSIVE);
-        let me = exclusive_word(slot, crate::os::pid(), light);
+        let me = exclusive_word(slot, crate::sys::os::pid(), light);
         loop {
             let w = word.load(Ordering::SeqCst);
             if self.exclusive_holder_alive(w, slot) {
@@ -1129,10 +1129,11 @@ impl<E: Payload> Topic<E> {
                 break;
             }
         }
-        crate::sync::fence(Ordering::SeqCst);
+        crate::sys::sync::fence(Ordering::SeqCst);
         for i in (0..MAX_PRODUCERS).filter(|&i| i != slot) {
             let o = r.pword(i, P_OWNER).load(Ordering::SeqCst);
-            if owner_state(o) == SLOT_ACTIVE && crate::os::alive(owner_pid(o), owner_start(o)) {
+            if owner_state(o) == SLOT_ACTIVE && crate::sys::os::alive(owner_pid(o), owner_start(o))
+            {
                 let _ = word.compare_exchange(me, 0, Ordering::SeqCst, Ordering::Relaxed);
                 return Err(AttachError::PublishersAttached);
             }

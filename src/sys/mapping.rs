@@ -25,9 +25,9 @@ use std::path::PathBuf;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
-use crate::layout::HEADER_SIZE;
+use crate::ring::layout::HEADER_SIZE;
 use crate::ring::Memory;
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sys::sync::{AtomicU32, AtomicU64, Ordering};
 
 // The maps are held only to keep the memory mapped; the pointers above are used.
 enum Data {

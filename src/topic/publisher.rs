@@ -8,16 +8,16 @@ use rkyv::ser::allocator::{Arena, SubAllocator};
 use rkyv::ser::writer::Buffer;
 use rkyv::util::AlignedVec;
 
-use crate::bus::{OsLiveness, Payload, Topic};
-use crate::clock::RecordClock;
 use crate::error::{AttachError, SendError};
 use crate::event::{Event, RkyvError};
-use crate::fault::{self, Point};
-use crate::layout::{P_HEARTBEAT, P_STALLS, RECORD_HEADER};
-use crate::mapping::Mapping;
+use crate::ring::layout::{P_HEARTBEAT, P_STALLS, RECORD_HEADER};
 use crate::ring::{Claim, ClaimFail, ProducerCursor, Ring};
-use crate::sync::Ordering;
-use crate::wait::{Backoff, Wait};
+use crate::sys::clock::RecordClock;
+use crate::sys::fault::{self, Point};
+use crate::sys::mapping::Mapping;
+use crate::sys::sync::Ordering;
+use crate::topic::bus::{OsLiveness, Payload, Topic};
+use crate::topic::wait::{Backoff, Wait};
 
 /// A handle that publishes records on one topic. One per thread (it is `Send`, not
 /// `Sync`); any number of publishers, in any processes, may share a topic, unless one
@@ -65,7 +65,7 @@ impl<E: Payload> Topic<E> {
     ///
     /// [`AttachError::TooManyProducers`] when every slot is held by a live process.
     pub fn publisher(&self) -> Result<Publisher<E>, AttachError> {
-        let light = crate::os::light_wake();
+        let light = crate::sys::os::light_wake();
         let (ring, slot) = self.attach_producer(|slot| {
             self.check_not_exclusive(slot)?;
             if light {
@@ -94,7 +94,7 @@ impl<E: Payload> Topic<E> {
     /// [`AttachError::ExclusivePublisher`] when another exclusive publisher holds the
     /// topic, [`AttachError::TooManyProducers`].
     pub fn exclusive_publisher(&self) -> Result<Publisher<E>, AttachError> {
-        let light = crate::os::light_wake();
+        let light = crate::sys::os::light_wake();
         let (ring, slot) = self.attach_producer(|slot| self.claim_exclusive(slot, light))?;
         let mut cur = ProducerCursor::new(slot);
         cur.exclusive = true;
@@ -140,10 +140,10 @@ impl<E> Drop for Publisher<E> {
         if self.cur.exclusive {
             self.topic.release_exclusive(self.cur.slot);
         }
-        r.pword(self.cur.slot, crate::layout::P_CLAIM)
-            .store(crate::layout::NO_CLAIM, Ordering::Release);
-        r.pword(self.cur.slot, crate::layout::P_OWNER)
-            .store(crate::layout::SLOT_FREE, Ordering::Release);
+        r.pword(self.cur.slot, crate::ring::layout::P_CLAIM)
+            .store(crate::ring::layout::NO_CLAIM, Ordering::Release);
+        r.pword(self.cur.slot, crate::ring::layout::P_OWNER)
+            .store(crate::ring::layout::SLOT_FREE, Ordering::Release);
     }
 }
 
@@ -213,7 +213,7 @@ impl<E: Payload> Publisher<E> {
         if len > max {
             return Err(SendError::TooLarge { len, max });
         }
-        let pos = self.claim_span(crate::layout::record_size(len), timeout, wait)?;
+        let pos = self.claim_span(crate::ring::layout::record_size(len), timeout, wait)?;
         Ok(Claim { pos, len })
     }
 
@@ -244,7 +244,7 @@ impl<E: Payload> Publisher<E> {
                         ring.pword(self.cur.slot, P_STALLS)
                             .store(self.cur.stalls, Ordering::Relaxed);
                         ring.pword(self.cur.slot, P_HEARTBEAT)
-                            .store(crate::os::now_ns(), Ordering::Relaxed);
+                            .store(crate::sys::os::now_ns(), Ordering::Relaxed);
                     }
                     if !wait {
                         return Err(SendError::BackPressured);
@@ -293,14 +293,14 @@ impl<E: Payload> Publisher<E> {
         if let Some(len) = (0..n).map(|i| payload(i).len()).find(|&len| len > max) {
             return Err(SendError::TooLarge { len, max });
         }
-        let span_max = (self.ring.p.capacity / 4).max(crate::layout::record_size(max));
+        let span_max = (self.ring.p.capacity / 4).max(crate::ring::layout::record_size(max));
         let mut first = None;
         let mut i = 0;
         while i < n {
             let mut size = 0;
             let mut j = i;
             while j < n {
-                let s = crate::layout::record_size(payload(j).len());
+                let s = crate::ring::layout::record_size(payload(j).len());
                 if j > i && size + s > span_max {
                     break;
                 }
@@ -322,7 +322,7 @@ impl<E: Payload> Publisher<E> {
                 ring.write_header(at, p.len(), type_id, ts);
                 fault::hit(Point::BeforeCommit);
                 ring.commit_record(at);
-                at += crate::layout::record_size(p.len());
+                at += crate::ring::layout::record_size(p.len());
                 bytes += p.len() as u64;
             }
             ring.finish_claim(&mut self.cur, (j - i) as u64, bytes);
@@ -598,7 +598,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shmbus-light-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let bus = Bus::open_dir(&dir).unwrap();
-        let light = crate::os::light_wake();
+        let light = crate::sys::os::light_wake();
         let ex = bus.topic("ex").capacity(1 << 16).open_or_create().unwrap();
         let sh = bus.topic("sh").capacity(1 << 16).open_or_create().unwrap();
         assert!(!ex.inner.ring.light_producers());

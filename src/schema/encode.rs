@@ -1,5 +1,5 @@
 //! Encoding JSON into event payloads with a [`Schema`] alone: the inverse of
-//! [`crate::json::render_json`], for tools and C programs that publish typed events
+//! [`crate::schema::decode::render_json`], for tools and C programs that publish typed events
 //! without the producer's Rust types (`shmbus publish`, `shmbus_event_from_json`).
 //!
 //! [`from_json`] parses one JSON value (its own small parser, RFC 8259, no serde) and
@@ -216,11 +216,11 @@ impl std::error::Error for FromJsonError {}
 /// }
 ///
 /// use shmbus::Event as _;
-/// let bytes = shmbus::from_json::from_json(Tick::schema(), r#"{"venue":"XNAS","price":1.5}"#)?;
+/// let bytes = shmbus::schema::encode::from_json(Tick::schema(), r#"{"venue":"XNAS","price":1.5}"#)?;
 /// let tick = shmbus::rkyv::from_bytes::<Tick, shmbus::rkyv::rancor::Error>(&bytes)?;
 /// assert_eq!(tick, Tick { price: 1.5, venue: "XNAS".into() });
 ///
-/// let err = shmbus::from_json::from_json(Tick::schema(), r#"{"price":"1.5"}"#).unwrap_err();
+/// let err = shmbus::schema::encode::from_json(Tick::schema(), r#"{"price":"1.5"}"#).unwrap_err();
 /// assert_eq!(err.to_string(), r#"expected a number for "price" at column 10"#);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -977,7 +977,7 @@ mod tests {
         let s = schema(vec![("s", 0, Kind::String)], 8, 4);
         let bytes = from_json(&s, r#"{"s":"a\u00e9\ud83d\ude00\n\"\\\/"}"#).unwrap();
         let mut out = String::new();
-        crate::json::render_json(&s, &bytes, &mut out).unwrap();
+        crate::schema::decode::render_json(&s, &bytes, &mut out).unwrap();
         assert_eq!(out, r#"{"s":"aé😀\n\"\\/"}"#);
         assert!(msg(&s, r#"{"s":"\ud83d"}"#).contains("unpaired surrogate"));
         assert!(msg(&s, r#"{"s":"\x"}"#).contains("invalid escape"));

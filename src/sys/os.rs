@@ -99,7 +99,7 @@ pub(crate) fn futex_wait(word: &std::sync::atomic::AtomicU32, expected: u32, tim
 /// Under `--cfg loom` the words are loom atomics and there is no kernel to sleep in:
 /// a futex wait is a yield (callers re-check in a loop).
 #[cfg(loom)]
-pub(crate) fn futex_wait(_word: &crate::sync::AtomicU32, _expected: u32, _timeout: Duration) {
+pub(crate) fn futex_wait(_word: &crate::sys::sync::AtomicU32, _expected: u32, _timeout: Duration) {
     loom::thread::yield_now();
 }
 

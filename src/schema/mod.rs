@@ -10,7 +10,7 @@
 //! fixed in [`Kind::size`] / [`Kind::align`], and the derive checks them against
 //! `size_of`/`align_of` of the real archived types when it builds a schema.
 //!
-//! Decoding values with a schema lives in [`crate::json`] ([`read_field`],
+//! Decoding values with a schema lives in [`crate::schema::decode`] ([`read_field`],
 //! [`render_json`], [`Value`]).
 //!
 //! # Stored form
@@ -52,7 +52,11 @@
 use std::collections::HashSet;
 use std::fmt;
 
-pub use crate::json::{read_field, render_json, Composite, DecodeError, Value};
+pub mod decode;
+pub mod encode;
+
+pub use decode::{read_field, render_json, Composite, DecodeError, Value};
+pub use encode::{from_json, FromJsonError, FromJsonErrorKind};
 
 /// Magic bytes at the start of an encoded schema.
 pub const MAGIC: [u8; 4] = *b"SHSC";

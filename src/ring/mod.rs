@@ -1,0 +1,15 @@
+//! The ring: the bytes of a topic's ring file and the lock-free protocol over them.
+//!
+//! - [`layout`]: the byte tables of the header, the slot tables and the record header.
+//! - `protocol`: claim, commit, read, back-pressure, joining, eviction and the unblocking
+//!   of abandoned claims, over the `Memory` trait (the real mapping, or a loom model).
+//!
+//! No module outside `ring` reads or writes a slot word or a header word directly.
+
+pub mod layout;
+#[cfg(all(test, loom))]
+mod loom_tests;
+mod protocol;
+
+pub use protocol::RecordHeader;
+pub(crate) use protocol::*;
