@@ -15,7 +15,9 @@
 //! Options: `--quick` (smaller counts, under two minutes after the build),
 //! `--out FILE` (default `benches/RESULTS.md` of the repository), `--cpus A,B`
 //! (default 0,1), `--only a,b` (sections: rtt, tput, wake, rate, profile, store),
-//! `--no-store` (skip the store benchmark).
+//! `--no-store` (skip the store benchmark), `--doc FILE` (replace the section between
+//! the two `benches/run writes this section` markers in FILE with the headline figures
+//! and the targets; `benches/run` passes `docs/performance.md`).
 
 mod child;
 mod transports;
@@ -50,7 +52,7 @@ struct Cfg {
     cpus: (usize, usize),
     only: Option<Vec<String>>,
     store: bool,
-    readme: Option<PathBuf>,
+    doc: Option<PathBuf>,
     root: PathBuf,
     exe: PathBuf,
     base: PathBuf,
@@ -117,10 +119,10 @@ fn main() {
         std::fs::create_dir_all(dir).ok();
     }
     std::fs::write(&h.cfg.out, &md).expect("write results");
-    if let Some(readme) = h.cfg.readme.clone() {
-        match update_readme(&readme, &h.readme_section(&report)) {
-            Ok(()) => println!("updated the benchmark section of {}", readme.display()),
-            Err(e) => eprintln!("README not updated: {e}"),
+    if let Some(doc) = h.cfg.doc.clone() {
+        match update_doc(&doc, &h.doc_section(&report, &doc)) {
+            Ok(()) => println!("updated the benchmark section of {}", doc.display()),
+            Err(e) => eprintln!("{} not updated: {e}", doc.display()),
         }
     }
     h.stop_redis();
@@ -143,7 +145,7 @@ fn parse_cli(args: &[String]) -> Cfg {
         cpus: (0, 1),
         only: None,
         store: true,
-        readme: None,
+        doc: None,
         exe: std::env::current_exe().expect("current exe"),
         base: if Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
@@ -171,9 +173,9 @@ fn parse_cli(args: &[String]) -> Cfg {
                 i += 1;
                 cfg.out = PathBuf::from(&args[i]);
             }
-            "--readme" => {
+            "--doc" => {
                 i += 1;
-                cfg.readme = Some(PathBuf::from(&args[i]));
+                cfg.doc = Some(PathBuf::from(&args[i]));
             }
             "--cpus" => {
                 i += 1;
@@ -186,7 +188,7 @@ fn parse_cli(args: &[String]) -> Cfg {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: peers [--quick] [--out FILE] [--cpus A,B] [--only rtt,tput,wake,rate,profile,store] [--no-store] [--readme README.md]"
+                    "usage: peers [--quick] [--out FILE] [--cpus A,B] [--only rtt,tput,wake,rate,profile,store] [--no-store] [--doc docs/performance.md]"
                 );
                 std::process::exit(0);
             }
@@ -1321,14 +1323,16 @@ impl Harness {
         s
     }
 
-    /// The README's summary: headline figures and the targets.
-    fn readme_section(&self, r: &Report) -> String {
+    /// The summary written into `doc` (see `--doc`): headline figures and the targets,
+    /// with a link to the full results relative to `doc`'s directory.
+    fn doc_section(&self, r: &Report, doc: &Path) -> String {
+        let results = relative_link(doc, &self.cfg.out);
         let mut s = String::new();
         let w = &mut s;
         let _ = writeln!(
             w,
             "`{}` ({}; {}, kernel {}, {}). Full tables, method and notes: \
-             [`benches/RESULTS.md`](benches/RESULTS.md).{}\n",
+             [`benches/RESULTS.md`]({results}).{}\n",
             self.cfg.command,
             if self.cfg.quick {
                 "quick mode"
@@ -1534,25 +1538,68 @@ impl Harness {
     }
 }
 
-const README_BEGIN: &str = "<!-- benches/run writes this section: begin -->";
-const README_END: &str = "<!-- benches/run writes this section: end -->";
+/// Start of the section `--doc` rewrites.
+const DOC_BEGIN: &str = "<!-- benches/run writes this section: begin -->";
+/// End of the section `--doc` rewrites.
+const DOC_END: &str = "<!-- benches/run writes this section: end -->";
 
-/// Replace the text between the README's markers with `section`.
-fn update_readme(path: &Path, section: &str) -> Result<(), String> {
+/// Replace the text between the document's markers with `section`.
+fn update_doc(path: &Path, section: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let (Some(a), Some(b)) = (text.find(README_BEGIN), text.find(README_END)) else {
+    let (Some(a), Some(b)) = (text.find(DOC_BEGIN), text.find(DOC_END)) else {
         return Err("the section markers are missing".into());
     };
     if b < a {
         return Err("the section markers are out of order".into());
     }
     let new = format!(
-        "{}{README_BEGIN}\n{}\n{}",
+        "{}{DOC_BEGIN}\n{}\n{}",
         &text[..a],
         section.trim_end(),
         &text[b..]
     );
     std::fs::write(path, new).map_err(|e| e.to_string())
+}
+
+/// A Markdown link target for `target` as seen from the directory of `doc`: relative
+/// when both lie under one directory (`../benches/RESULTS.md` from
+/// `docs/performance.md`), else `target` as it is.
+fn relative_link(doc: &Path, target: &Path) -> String {
+    let abs = |p: &Path| {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        // The file may not exist yet: canonicalise its directory.
+        match (p.parent().and_then(|d| d.canonicalize().ok()), p.file_name()) {
+            (Some(d), Some(f)) => d.join(f),
+            _ => p,
+        }
+    };
+    let (from, to) = (abs(doc), abs(target));
+    let Some(from_dir) = from.parent() else {
+        return target.display().to_string();
+    };
+    let common = from_dir
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common <= 1 {
+        return target.display().to_string();
+    }
+    let mut link = String::new();
+    for _ in from_dir.components().skip(common) {
+        link.push_str("../");
+    }
+    let rest: Vec<String> = to
+        .components()
+        .skip(common)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    link.push_str(&rest.join("/"));
+    link
 }
 
 /// Self instruction counts per function from `callgrind_annotate` (empty if missing).
