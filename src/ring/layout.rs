@@ -49,6 +49,12 @@
 //! |     32 |    8 | records published                                     |
 //! |     40 |    8 | bytes published                                       |
 //! |     48 |    8 | back-pressure stalls                                  |
+//! |     56 |    8 | records published when the owner took the slot        |
+//! |     64 |    8 | bytes published when the owner took the slot          |
+//! |     72 |    8 | stalls when the owner took the slot                   |
+//!
+//! The three counters are never reset: each owner continues its predecessors' counts
+//! (the base words say where it started), so the topic's totals only grow.
 //!
 //! ## Consumer slot (256 bytes)
 //!
@@ -148,6 +154,9 @@ pub(crate) const P_CLAIM: usize = 24;
 pub(crate) const P_RECORDS: usize = 32;
 pub(crate) const P_BYTES: usize = 40;
 pub(crate) const P_STALLS: usize = 48;
+pub(crate) const P_BASE_RECORDS: usize = 56;
+pub(crate) const P_BASE_BYTES: usize = 64;
+pub(crate) const P_BASE_STALLS: usize = 72;
 
 // Consumer slot field offsets.
 pub(crate) const C_POSITION: usize = 0;

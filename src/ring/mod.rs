@@ -3,6 +3,9 @@
 //! - [`layout`]: the byte tables of the header, the slot tables and the record header.
 //! - `protocol`: claim, commit, read, back-pressure, joining, eviction and the unblocking
 //!   of abandoned claims, over the `Memory` trait (the real mapping, or a loom model).
+//! - `slots`: every owner-word transition of the producer and consumer slots, the
+//!   exclusive-publisher word, the counters and the tools' snapshots of them.
+//! - `wake`: both halves of the futex handshake (sleeper and waker).
 //!
 //! No module outside `ring` reads or writes a slot word or a header word directly.
 
@@ -10,6 +13,10 @@ pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod protocol;
+mod slots;
+mod wake;
 
 pub use protocol::RecordHeader;
 pub(crate) use protocol::*;
+pub use slots::HeaderWords;
+pub(crate) use slots::{init_slots, publish_ready, NamedTake};

@@ -543,17 +543,6 @@ impl<M: Memory> Ring<M> {
         won
     }
 
-    /// If consumer slot `i` is announced as a futex waiter, withdraw the announcement
-    /// (exactly once: the sleeper withdraws it itself only if the bit is still set).
-    pub fn clear_sleeping(&self, i: usize) {
-        let flags = self.mem.word32(consumer_slot(i) + C_FLAGS);
-        if flags.fetch_and(!C_FLAG_SLEEPING, Ordering::SeqCst) & C_FLAG_SLEEPING != 0 {
-            self.mem
-                .word32(OFF_FUTEX_WAITERS)
-                .fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
     /// Wait (spinning politely) until the claim ending at `end` may be written.
     pub fn wait_writable(&self, cur: &mut ProducerCursor, end: u64, live: &impl Liveness) {
         let mut spins = 0u32;
@@ -627,50 +616,6 @@ impl<M: Memory> Ring<M> {
         self.pword(cur.slot, P_CLAIM)
             .store(NO_CLAIM, Ordering::Release);
         self.wake_from(cur.light_wake);
-    }
-
-    /// Whether a producer may skip its fence before the waiter check, so that a
-    /// sleeper must issue the wake-up barrier: a light exclusive producer holds the
-    /// topic, or a light shared one has attached since the topic was created.
-    pub fn light_producers(&self) -> bool {
-        self.mem.word(OFF_EXCLUSIVE).load(Ordering::SeqCst) & EXCLUSIVE_LIGHT != 0
-            || self.mem.word(OFF_LIGHT_SHARED).load(Ordering::SeqCst) != 0
-    }
-
-    /// Wake sleepers. The SeqCst fence orders the commit store before the waiter
-    /// count load (Dekker with the sleeper's increment-then-recheck).
-    #[inline]
-    pub fn wake(&self) {
-        self.wake_from(false);
-    }
-
-    /// Wake sleepers, from a producer. With `light`, the producer's process is
-    /// registered for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` and every sleeper
-    /// issues that barrier between announcing itself and re-checking the commit word
-    /// (or sleeps with a short timeout when it cannot): the barrier then runs on this
-    /// thread in the sleeper's place, so a compiler fence is enough here. Without it,
-    /// the SeqCst fence orders the commit store before the waiter count load (Dekker
-    /// with the sleeper's increment-then-recheck).
-    #[inline]
-    pub fn wake_from(&self, light: bool) {
-        if light {
-            std::sync::atomic::compiler_fence(Ordering::SeqCst);
-        } else {
-            fence(Ordering::SeqCst);
-        }
-        if self.mem.word32(OFF_FUTEX_WAITERS).load(Ordering::Relaxed) != 0 {
-            self.mem
-                .word32(OFF_FUTEX_SEQ)
-                .fetch_add(1, Ordering::SeqCst);
-            #[cfg(not(loom))]
-            self.futex_wake();
-        }
-    }
-
-    #[cfg(not(loom))]
-    fn futex_wake(&self) {
-        let w = self.mem.word32(OFF_FUTEX_SEQ);
-        crate::sys::os::futex_wake_all(w);
     }
 
     // ---------------------------------------------------------------- consumers
@@ -884,5 +829,56 @@ impl<M: Memory> Ring<M> {
             .fetch_add(end - pos, Ordering::Relaxed);
         self.wake();
         true
+    }
+}
+
+impl<M: Memory> Ring<M> {
+    /// Copy the payload of the record at `pos` into `dst` (racy: a lossy reader
+    /// re-validates the record with [`Ring::still_valid`] afterwards).
+    pub fn copy_payload(&self, pos: u64, dst: &mut [u8]) {
+        self.mem.read(self.data_off(pos) + RECORD_HEADER, dst);
+    }
+}
+
+impl Ring<crate::sys::mapping::Mapping> {
+    /// The `len` payload bytes of the record at `pos`.
+    ///
+    /// # Safety
+    ///
+    /// The record is committed (its commit word was acquired by [`Ring::read_at`], which
+    /// also checked `len` against the lap), and the caller's published position, at or
+    /// before `pos`, keeps producers off it for the lifetime the caller gives the slice.
+    #[inline]
+    pub unsafe fn payload(&self, pos: u64, len: usize) -> &[u8] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.mem.data_slice(self.data_off(pos) + RECORD_HEADER, len) }
+    }
+
+    /// The whole record at `pos`, header and payload: `size` bytes (its
+    /// [`record_size`]).
+    ///
+    /// # Safety
+    ///
+    /// As [`Ring::payload`].
+    #[inline]
+    pub unsafe fn record_bytes(&self, pos: u64, size: usize) -> &[u8] {
+        // SAFETY: guaranteed by the caller; a record never straddles the lap's end.
+        unsafe { self.mem.data_slice(self.data_off(pos), size) }
+    }
+
+    /// The `len` payload bytes of the claim at `pos`, to fill.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the bytes through an uncommitted claim that it does not let
+    /// alias, and maps the data region read-write.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn payload_mut(&self, pos: u64, len: usize) -> &mut [u8] {
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            self.mem
+                .data_slice_mut(self.data_off(pos) + RECORD_HEADER, len)
+        }
     }
 }

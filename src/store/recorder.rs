@@ -985,13 +985,12 @@ impl Rec {
         let mapped = if self.lossy {
             None
         } else {
-            let ring = &self.topic.inner.ring;
             // SAFETY: the record at `pos` is committed (we just received it) and lies
             // inside the data region (a record never straddles its end). In a reliable
             // topic our published position, which stays at or before `pos` until the
             // write of this batch completes, keeps producers off it; that we were not
             // evicted meanwhile is checked before the batch is committed.
-            let b = unsafe { ring.mem.data_slice(ring.data_off(pos), size as usize) };
+            let b = unsafe { self.topic.record_bytes(pos, size as usize) };
             Some(b.as_ptr() as usize)
         };
         let contiguous = match (self.batch.last(), mapped) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::error::{io_err, AttachError, OpenError};
 use crate::event::Event;
 use crate::ring::layout::*;
-use crate::ring::{my_owner, owner_pid, owner_start, owner_state, Liveness, Params, Ring};
+use crate::ring::{owner_pid, owner_start, owner_state, Liveness, Params, Ring};
 use crate::schema::Schema;
 use crate::sys::mapping::Mapping;
 use crate::sys::sync::Ordering;
@@ -520,13 +520,8 @@ impl<E: Payload> TopicBuilder<E> {
             std::ptr::copy_nonoverlapping(zerocopy::IntoBytes::as_bytes(&meta).as_ptr(), base, 96);
             std::ptr::copy_nonoverlapping(schema.as_ptr(), base.add(SCHEMA_TABLE), schema.len());
         }
-        use crate::ring::Memory;
-        for i in 0..MAX_PRODUCERS {
-            map.word(producer_slot(i) + P_CLAIM)
-                .store(NO_CLAIM, Ordering::Relaxed);
-        }
-        // Release: everything above is visible to whoever acquires the ready state.
-        map.word32(OFF_READY).store(READY, Ordering::Release);
+        crate::ring::init_slots(map);
+        crate::ring::publish_ready(map);
     }
 
     fn attach(self, file: File, path: PathBuf) -> Result<Topic<E>, OpenError> {
@@ -833,37 +828,12 @@ pub struct TopicStats {
     pub evictions: u64,
 }
 
-/// The ring header's shared words other than the tail and the counters: a racy
-/// snapshot for tools (`shmbus info`), never a basis for synchronisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct HeaderWords {
-    /// Limit cache: the claim end producers may reach before rescanning subscribers.
-    pub limit: u64,
-    /// Consumer generation: bumped whenever a subscriber joins.
-    pub consumer_generation: u64,
-    /// Futex sequence word that sleeping subscribers wait on.
-    pub futex_seq: u32,
-    /// Subscribers announced as sleeping on the futex.
-    pub sleepers: u32,
-    /// Pid of the subscriber turning a dead producer's claim into a gap (0 when free).
-    pub unblock_holder: u32,
-    /// Producer slots taken over from dead processes.
-    pub reaped_producers: u64,
-}
+pub use crate::ring::HeaderWords;
 
 impl<E: Payload> Topic<E> {
     /// A snapshot of the header's shared words (see [`HeaderWords`]).
     pub fn header_words(&self) -> HeaderWords {
-        use crate::ring::Memory;
-        let m = &self.inner.ring.mem;
-        HeaderWords {
-            limit: m.word(OFF_LIMIT).load(Ordering::Relaxed),
-            consumer_generation: m.word(OFF_GEN).load(Ordering::Relaxed),
-            futex_seq: m.word32(OFF_FUTEX_SEQ).load(Ordering::Relaxed),
-            sleepers: m.word32(OFF_FUTEX_WAITERS).load(Ordering::Relaxed),
-            unblock_holder: owner_pid(m.word(OFF_UNBLOCK_LOCK).load(Ordering::Relaxed)),
-            reaped_producers: m.word(OFF_REAPED).load(Ordering::Relaxed),
-        }
+        self.inner.ring.header_words()
     }
 
     /// The topic name.
@@ -911,25 +881,19 @@ impl<E: Payload> Topic<E> {
         self.inner.ring.earliest()
     }
 
-    /// Counters.
+    /// Counters. Records, bytes and stalls count every publisher the topic ever had:
+    /// they never decrease, whatever publishers come and go or die.
     pub fn stats(&self) -> TopicStats {
-        use crate::ring::Memory;
-        let r = &self.inner.ring;
-        let mut s = TopicStats {
+        let c = self.inner.ring.counters();
+        TopicStats {
             tail: self.tail(),
-            ..Default::default()
-        };
-        for i in 0..MAX_PRODUCERS {
-            if owner_state(r.pword(i, P_OWNER).load(Ordering::Relaxed)) == SLOT_ACTIVE {
-                s.records += r.pword(i, P_RECORDS).load(Ordering::Relaxed);
-                s.bytes += r.pword(i, P_BYTES).load(Ordering::Relaxed);
-                s.stalls += r.pword(i, P_STALLS).load(Ordering::Relaxed);
-            }
+            records: c.records,
+            bytes: c.bytes,
+            stalls: c.stalls,
+            gaps: c.gaps,
+            gap_bytes: c.gap_bytes,
+            evictions: c.evictions,
         }
-        s.gaps = r.mem.word(OFF_GAPS).load(Ordering::Relaxed);
-        s.gap_bytes = r.mem.word(OFF_GAP_BYTES).load(Ordering::Relaxed);
-        s.evictions = r.mem.word(OFF_EVICTIONS).load(Ordering::Relaxed);
-        s
     }
 
     /// Attached producers.
@@ -937,19 +901,15 @@ impl<E: Payload> Topic<E> {
         let r = &self.inner.ring;
         (0..MAX_PRODUCERS)
             .filter_map(|i| {
-                let o = r.pword(i, P_OWNER).load(Ordering::Acquire);
-                if owner_state(o) != SLOT_ACTIVE {
-                    return None;
-                }
-                let claim = r.pword(i, P_CLAIM).load(Ordering::Relaxed);
+                let v = r.producer_view(i)?;
                 Some(ProducerInfo {
                     slot: i,
-                    pid: owner_pid(o),
-                    alive: crate::sys::os::alive(owner_pid(o), owner_start(o)),
-                    records: r.pword(i, P_RECORDS).load(Ordering::Relaxed),
-                    bytes: r.pword(i, P_BYTES).load(Ordering::Relaxed),
-                    stalls: r.pword(i, P_STALLS).load(Ordering::Relaxed),
-                    claim: (claim != NO_CLAIM).then_some(claim),
+                    pid: owner_pid(v.owner),
+                    alive: crate::sys::os::alive(owner_pid(v.owner), owner_start(v.owner)),
+                    records: v.records,
+                    bytes: v.bytes,
+                    stalls: v.stalls,
+                    claim: v.claim,
                 })
             })
             .collect()
@@ -961,49 +921,38 @@ impl<E: Payload> Topic<E> {
         let tail = self.tail();
         (0..MAX_CONSUMERS)
             .filter_map(|i| {
-                let o = r.cword(i, C_OWNER).load(Ordering::Acquire);
+                let v = r.consumer_view(i)?;
+                let o = v.owner;
                 let state = match owner_state(o) {
                     SLOT_ACTIVE => SubscriberState::Active,
                     SLOT_EVICTED => SubscriberState::Evicted,
-                    SLOT_DETACHED => SubscriberState::Detached,
-                    _ => return None,
+                    _ => SubscriberState::Detached,
                 };
-                let position = r
-                    .cword(i, C_POSITION)
-                    .load(Ordering::Acquire)
-                    .max(r.cword(i, C_PROGRESS).load(Ordering::Acquire));
                 Some(SubscriberInfo {
                     slot: i,
-                    name: self.slot_name(i),
+                    name: r.consumer_name(i),
                     pid: owner_pid(o),
                     alive: owner_state(o) == SLOT_ACTIVE
                         && crate::sys::os::alive(owner_pid(o), owner_start(o)),
                     state,
-                    position,
-                    lag: tail.saturating_sub(position),
-                    heartbeat_ns: r.cword(i, C_HEARTBEAT).load(Ordering::Relaxed),
+                    position: v.position,
+                    lag: tail.saturating_sub(v.position),
+                    heartbeat_ns: v.heartbeat_ns,
                 })
             })
             .collect()
     }
 
-    pub(crate) fn slot_name(&self, i: usize) -> Option<String> {
-        use crate::ring::Memory;
-        let r = &self.inner.ring;
-        let flags = r
-            .mem
-            .word32(consumer_slot(i) + C_FLAGS)
-            .load(Ordering::Acquire);
-        if flags & C_FLAG_NAMED == 0 {
-            return None;
-        }
-        let len = (r
-            .mem
-            .word32(consumer_slot(i) + C_NAME_LEN)
-            .load(Ordering::Acquire) as usize)
-            .min(MAX_NAME);
-        let off = consumer_slot(i) + C_NAME;
-        Some(String::from_utf8_lossy(&r.mem.header_bytes()[off..off + len]).into_owned())
+    /// The whole record at `pos` (header and payload, `size` bytes) in the mapping:
+    /// what the recorder writes to disk without copying.
+    ///
+    /// # Safety
+    ///
+    /// The record is committed and the caller's published position, at or before
+    /// `pos`, keeps producers off it for the lifetime the caller gives the slice.
+    pub(crate) unsafe fn record_bytes(&self, pos: u64, size: usize) -> &[u8] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.inner.ring.record_bytes(pos, size) }
     }
 
     /// The read-write view of the ring, mapped on first use.
@@ -1026,139 +975,5 @@ impl<E: Payload> Topic<E> {
             .get()
             .cloned()
             .unwrap_or_else(|| unreachable!("set above")))
-    }
-
-    /// Register a producer slot for this process.
-    pub(crate) fn register_producer(&self) -> Result<usize, AttachError> {
-        let r = &self.inner.ring;
-        let me = my_owner(SLOT_ACTIVE);
-        for pass in 0..2 {
-            for i in 0..MAX_PRODUCERS {
-                let ow = r.pword(i, P_OWNER);
-                let o = ow.load(Ordering::Acquire);
-                let free = owner_state(o) == SLOT_FREE
-                    || (pass == 1 && !crate::sys::os::alive(owner_pid(o), owner_start(o)));
-                if free
-                    && ow
-                        .compare_exchange(o, me, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    if o != SLOT_FREE {
-                        use crate::ring::Memory;
-                        r.mem.word(OFF_REAPED).fetch_add(1, Ordering::Relaxed);
-                    }
-                    r.pword(i, P_START)
-                        .store(crate::sys::os::own_start_time(), Ordering::Release);
-                    r.pword(i, P_HEARTBEAT)
-                        .store(crate::sys::os::now_ns(), Ordering::Relaxed);
-                    r.pword(i, P_CLAIM).store(NO_CLAIM, Ordering::Release);
-                    for f in [P_RECORDS, P_BYTES, P_STALLS] {
-                        r.pword(i, f).store(0, Ordering::Relaxed);
-                    }
-                    return Ok(i);
-                }
-            }
-        }
-        Err(AttachError::TooManyProducers)
-    }
-
-    /// Whether the exclusive-producer word `w` names a live producer other than the
-    /// one in slot `mine`: its slot must still be held by the process the word names
-    /// (a slot reused after the holder died is not the holder).
-    fn exclusive_holder_alive(&self, w: u64, mine: usize) -> bool {
-        let Some((slot, pid)) = exclusive_holder(w).filter(|&(slot, _)| slot != mine) else {
-            return false;
-        };
-        let o = self.inner.ring.pword(slot, P_OWNER).load(Ordering::SeqCst);
-        owner_state(o) == SLOT_ACTIVE
-            && owner_pid(o) == pid
-            && crate::sys::os::alive(owner_pid(o), owner_start(o))
-    }
-
-    /// A shared publisher in slot `slot` just registered: refuse if an exclusive one
-    /// holds the topic, and clear the word if it names one that died. (Dekker with
-    /// [`Topic::claim_exclusive`]: each side publishes itself, fences, then looks for
-    /// the other.)
-    pub(crate) fn check_not_exclusive(&self, slot: usize) -> Result<(), AttachError> {
-        use crate::ring::Memory;
-        crate::sys::sync::fence(Ordering::SeqCst);
-        let word = self.inner.ring.mem.word(OFF_EXCLUSIVE);
-        let w = word.load(Ordering::SeqCst);
-        if self.exclusive_holder_alive(w, slot) {
-            return Err(AttachError::ExclusivePublisher);
-        }
-        if w != 0 {
-            // Its pid is in the word, so a new holder never has the same value.
-            let _ = word.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// A shared publisher of this process will skip its commits' fence before the
-    /// waiter check (see `Ring::wake_from`): mark the topic, for good, so that every
-    /// sleeper issues the barrier in its place. A sleeper that loaded the mark before
-    /// this store announced itself before it too, and the fence after it makes this
-    /// publisher's waiter checks see that announcement.
-    pub(crate) fn mark_light_shared(&self) {
-        use crate::ring::Memory;
-        self.inner
-            .ring
-            .mem
-            .word(OFF_LIGHT_SHARED)
-            .fetch_or(1, Ordering::SeqCst);
-        crate::sys::sync::fence(Ordering::SeqCst);
-    }
-
-    /// Make the publisher in slot `slot` the topic's only one: take the exclusive word
-    /// (from nobody, or from a holder that died), then check that no other live
-    /// producer is attached.
-    pub(crate) fn claim_exclusive(&self, slot: usize, light: bool) -> Result<(), AttachError> {
-        use crate::ring::Memory;
-        let r = &self.inner.ring;
-        let word = r.mem.word(OFF_EXCLUSIVE);
-        let me = exclusive_word(slot, crate::sys::os::pid(), light);
-        loop {
-            let w = word.load(Ordering::SeqCst);
-            if self.exclusive_holder_alive(w, slot) {
-                return Err(AttachError::ExclusivePublisher);
-            }
-            if word
-                .compare_exchange(w, me, Ordering::SeqCst, Ordering::Relaxed)
-                .is_ok()
-            {
-                break;
-            }
-        }
-        crate::sys::sync::fence(Ordering::SeqCst);
-        for i in (0..MAX_PRODUCERS).filter(|&i| i != slot) {
-            let o = r.pword(i, P_OWNER).load(Ordering::SeqCst);
-            if owner_state(o) == SLOT_ACTIVE && crate::sys::os::alive(owner_pid(o), owner_start(o))
-            {
-                let _ = word.compare_exchange(me, 0, Ordering::SeqCst, Ordering::Relaxed);
-                return Err(AttachError::PublishersAttached);
-            }
-        }
-        Ok(())
-    }
-
-    /// Free producer slot `slot` (a publisher that could not attach after all).
-    pub(crate) fn free_producer(&self, slot: usize) {
-        self.inner
-            .ring
-            .pword(slot, P_OWNER)
-            .store(SLOT_FREE, Ordering::Release);
-    }
-}
-
-impl<E> Topic<E> {
-    /// The exclusive publisher in slot `slot` detaches: clear the exclusive word if it
-    /// still names that slot.
-    pub(crate) fn release_exclusive(&self, slot: usize) {
-        use crate::ring::Memory;
-        let word = self.inner.ring.mem.word(OFF_EXCLUSIVE);
-        let w = word.load(Ordering::SeqCst);
-        if exclusive_holder(w).is_some_and(|(s, _)| s == slot) {
-            let _ = word.compare_exchange(w, 0, Ordering::SeqCst, Ordering::Relaxed);
-        }
     }
 }

@@ -10,7 +10,6 @@ use rkyv::util::AlignedVec;
 
 use crate::error::{AttachError, SendError};
 use crate::event::{Event, RkyvError};
-use crate::ring::layout::{P_HEARTBEAT, P_STALLS, RECORD_HEADER};
 use crate::ring::{Claim, ClaimFail, ProducerCursor, Ring};
 use crate::sys::clock::RecordClock;
 use crate::sys::fault::{self, Point};
@@ -66,14 +65,13 @@ impl<E: Payload> Topic<E> {
     /// [`AttachError::TooManyProducers`] when every slot is held by a live process.
     pub fn publisher(&self) -> Result<Publisher<E>, AttachError> {
         let light = crate::sys::os::light_wake();
-        let (ring, slot) = self.attach_producer(|slot| {
-            self.check_not_exclusive(slot)?;
+        let (ring, mut cur) = self.attach_producer(|ring, slot| {
+            ring.check_not_exclusive(slot)?;
             if light {
-                self.mark_light_shared();
+                ring.mark_light_shared();
             }
             Ok(())
         })?;
-        let mut cur = ProducerCursor::new(slot);
         cur.light_wake = light;
         Ok(self.publisher_in(ring, cur))
     }
@@ -95,8 +93,8 @@ impl<E: Payload> Topic<E> {
     /// topic, [`AttachError::TooManyProducers`].
     pub fn exclusive_publisher(&self) -> Result<Publisher<E>, AttachError> {
         let light = crate::sys::os::light_wake();
-        let (ring, slot) = self.attach_producer(|slot| self.claim_exclusive(slot, light))?;
-        let mut cur = ProducerCursor::new(slot);
+        let (ring, mut cur) =
+            self.attach_producer(|ring, slot| ring.claim_exclusive(slot, light))?;
         cur.exclusive = true;
         cur.light_wake = light;
         Ok(self.publisher_in(ring, cur))
@@ -106,16 +104,16 @@ impl<E: Payload> Topic<E> {
     /// freed again if the check fails.
     fn attach_producer(
         &self,
-        check: impl FnOnce(usize) -> Result<(), AttachError>,
-    ) -> Result<(Arc<Ring<Mapping>>, usize), AttachError> {
+        check: impl FnOnce(&Ring<Mapping>, usize) -> Result<(), AttachError>,
+    ) -> Result<(Arc<Ring<Mapping>>, ProducerCursor), AttachError> {
         fault::init();
         let ring = self.writable_ring()?;
-        let slot = self.register_producer()?;
-        if let Err(e) = check(slot) {
-            self.free_producer(slot);
+        let cur = ring.register_producer()?;
+        if let Err(e) = check(&ring, cur.slot) {
+            ring.free_producer(cur.slot);
             return Err(e);
         }
-        Ok((ring, slot))
+        Ok((ring, cur))
     }
 
     fn publisher_in(&self, ring: Arc<Ring<Mapping>>, cur: ProducerCursor) -> Publisher<E> {
@@ -136,14 +134,10 @@ impl<E: Payload> Topic<E> {
 
 impl<E> Drop for Publisher<E> {
     fn drop(&mut self) {
-        let r = &self.ring;
         if self.cur.exclusive {
-            self.topic.release_exclusive(self.cur.slot);
+            self.ring.release_exclusive(self.cur.slot);
         }
-        r.pword(self.cur.slot, crate::ring::layout::P_CLAIM)
-            .store(crate::ring::layout::NO_CLAIM, Ordering::Release);
-        r.pword(self.cur.slot, crate::ring::layout::P_OWNER)
-            .store(crate::ring::layout::SLOT_FREE, Ordering::Release);
+        self.ring.free_producer(self.cur.slot);
     }
 }
 
@@ -240,11 +234,7 @@ impl<E: Payload> Publisher<E> {
                 }
                 Err(ClaimFail::Full) => {
                     if started.is_none() {
-                        self.cur.stalls += 1;
-                        ring.pword(self.cur.slot, P_STALLS)
-                            .store(self.cur.stalls, Ordering::Relaxed);
-                        ring.pword(self.cur.slot, P_HEARTBEAT)
-                            .store(crate::sys::os::now_ns(), Ordering::Relaxed);
+                        ring.count_stall(&mut self.cur);
                     }
                     if !wait {
                         return Err(SendError::BackPressured);
@@ -271,9 +261,8 @@ impl<E: Payload> Publisher<E> {
     ) -> Result<u64, SendError> {
         let claim = self.claim_raw(payload.len(), timeout, wait)?;
         let ring = &self.ring;
-        let off = ring.data_off(claim.pos) + RECORD_HEADER;
         // SAFETY: the claim owns these bytes until commit; producers map data read-write.
-        unsafe { ring.mem.data_slice_mut(off, payload.len()) }.copy_from_slice(payload);
+        unsafe { ring.payload_mut(claim.pos, payload.len()) }.copy_from_slice(payload);
         ring.write_header(claim.pos, claim.len, type_id, self.clock.now());
         fault::hit(Point::BeforeCommit);
         ring.commit(&mut self.cur, claim);
@@ -315,10 +304,9 @@ impl<E: Payload> Publisher<E> {
             let mut bytes = 0;
             for k in i..j {
                 let p = payload(k);
-                let off = ring.data_off(at) + RECORD_HEADER;
                 // SAFETY: the claim owns `[pos, pos + size)` until its records are
                 // committed; producers map data read-write.
-                unsafe { ring.mem.data_slice_mut(off, p.len()) }.copy_from_slice(p);
+                unsafe { ring.payload_mut(at, p.len()) }.copy_from_slice(p);
                 ring.write_header(at, p.len(), type_id, ts);
                 fault::hit(Point::BeforeCommit);
                 ring.commit_record(at);
@@ -447,7 +435,6 @@ impl<E: Event + 'static> Publisher<E> {
         let size = std::mem::size_of::<E::Archived>();
         let claim = self.claim_raw(size, timeout, wait)?;
         let ring = &self.ring;
-        let off = ring.data_off(claim.pos) + RECORD_HEADER;
         // SAFETY: the claim owns these `size` bytes until commit (producers map data
         // read-write); payloads start 32-aligned, and the archive's alignment is at
         // most 16 (checked with the schema). The archive is zeroed first, so padding
@@ -455,8 +442,7 @@ impl<E: Event + 'static> Publisher<E> {
         // all-inline archive at its final place (position 0: no relative pointers).
         unsafe {
             let out = ring
-                .mem
-                .data_slice_mut(off, size)
+                .payload_mut(claim.pos, size)
                 .as_mut_ptr()
                 .cast::<E::Archived>();
             out.cast::<std::mem::MaybeUninit<E::Archived>>()
@@ -555,11 +541,13 @@ impl<E: Payload> Grant<'_, E> {
 
     /// The payload bytes to fill (their previous contents are unspecified).
     pub fn payload(&mut self) -> &mut [u8] {
-        let ring = &self.publisher.ring;
-        let off = ring.data_off(self.claim.pos) + RECORD_HEADER;
         // SAFETY: the claim owns these bytes until commit or abort; the grant borrows
         // the publisher mutably, so no other claim of this handle can alias them.
-        unsafe { ring.mem.data_slice_mut(off, self.claim.len) }
+        unsafe {
+            self.publisher
+                .ring
+                .payload_mut(self.claim.pos, self.claim.len)
+        }
     }
 
     /// Publish the record. Returns its position.

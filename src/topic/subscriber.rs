@@ -10,7 +10,7 @@ use rkyv::util::AlignedVec;
 use crate::error::{AttachError, RecvError};
 use crate::event::{Event, RkyvError};
 use crate::ring::layout::*;
-use crate::ring::{my_owner, owner, owner_pid, owner_start, owner_state, Read, RecordHeader};
+use crate::ring::{NamedTake, Read, RecordHeader};
 use crate::sys::sync::Ordering;
 use crate::topic::bus::{OsLiveness, Payload, Topic};
 use crate::topic::wait::{Backoff, Wait};
@@ -105,47 +105,16 @@ impl<E: Payload> SubscriberBuilder<E> {
         let slot = 'found: {
             if let Some(name) = &self.name {
                 for i in 0..MAX_CONSUMERS {
-                    if topic.slot_name(i).as_deref() != Some(name.as_str()) {
+                    if ring.consumer_name(i).as_deref() != Some(name.as_str()) {
                         continue;
                     }
-                    let ow = ring.cword(i, C_OWNER);
-                    let mut o = ow.load(Ordering::SeqCst);
-                    let mut retried = false;
-                    loop {
-                        let st = owner_state(o);
-                        if st == SLOT_JOINING && retried {
-                            // Another process is taking this name right now.
-                            return Err(AttachError::NameInUse(name.clone()));
+                    match ring.try_take_named(i) {
+                        NamedTake::Taken => {
+                            resume = Some(ring.resume_position(i));
+                            break 'found i;
                         }
-                        if st == SLOT_FREE || st == SLOT_JOINING {
-                            break;
-                        }
-                        if st == SLOT_ACTIVE && crate::sys::os::alive(owner_pid(o), owner_start(o))
-                        {
-                            return Err(AttachError::NameInUse(name.clone()));
-                        }
-                        // Straight to active, not through "joining": producers ignore
-                        // joining slots, and the position this slot holds must stay
-                        // protected while it changes hands (a held name would otherwise
-                        // lose records it never received).
-                        match ow.compare_exchange(
-                            o,
-                            my_owner(SLOT_ACTIVE),
-                            Ordering::SeqCst,
-                            Ordering::SeqCst,
-                        ) {
-                            Ok(_) => {
-                                ring.clear_sleeping(i);
-                                resume = Some(resume_position(&topic, i));
-                                break 'found i;
-                            }
-                            // A producer retired the dead owner's slot (detached or
-                            // evicted it) at this moment: judge the new state.
-                            Err(now) => {
-                                o = now;
-                                retried = true;
-                            }
-                        }
+                        NamedTake::Unclaimed => {}
+                        NamedTake::InUse => return Err(AttachError::NameInUse(name.clone())),
                     }
                 }
             }
@@ -153,20 +122,13 @@ impl<E: Payload> SubscriberBuilder<E> {
                 Some(n) => (C_FLAG_NAMED, n.as_bytes()),
                 None => (0, &b""[..]),
             };
-            match take_free_slot(&topic, flags, name) {
+            match ring.take_free_consumer(flags, name) {
                 Some(i) => break 'found i,
                 None => return Err(AttachError::TooManySubscribers),
             }
         };
         let fail = |e| {
-            ring.cword(slot, C_OWNER).store(
-                if self.name.is_some() && resume.is_some() {
-                    owner(0, 0, SLOT_DETACHED)
-                } else {
-                    SLOT_FREE
-                },
-                Ordering::SeqCst,
-            );
+            ring.abandon_consumer(slot, self.name.is_some() && resume.is_some());
             Err(e)
         };
         let tail = ring.tail_boundary();
@@ -187,14 +149,7 @@ impl<E: Payload> SubscriberBuilder<E> {
                 p
             }
         };
-        ring.cword(slot, C_POSITION).store(want, Ordering::SeqCst);
-        ring.cword(slot, C_PROGRESS).store(want, Ordering::Relaxed);
-        ring.cword(slot, C_HEARTBEAT)
-            .store(crate::sys::os::now_ns(), Ordering::Relaxed);
-        ring.cword(slot, C_START)
-            .store(crate::sys::os::own_start_time(), Ordering::Relaxed);
-        ring.cword(slot, C_OWNER)
-            .store(my_owner(SLOT_ACTIVE), Ordering::SeqCst);
+        ring.activate_consumer(slot, want);
         let at = if ring.p.mode == Mode::Reliable {
             ring.join(slot, want)
         } else {
@@ -208,9 +163,7 @@ impl<E: Payload> SubscriberBuilder<E> {
                 // Keep the name's durable position (`join` moved it to `at`): it is where
                 // a replay from the store resumes. Parked as evicted, it does not hold
                 // producers back.
-                ring.cword(slot, C_POSITION).store(want, Ordering::SeqCst);
-                ring.cword(slot, C_OWNER)
-                    .store(owner(0, 0, SLOT_EVICTED), Ordering::SeqCst);
+                ring.park_lost(slot, want);
                 return Err(AttachError::PositionLost {
                     requested: want,
                     oldest: at,
@@ -221,7 +174,7 @@ impl<E: Payload> SubscriberBuilder<E> {
                 oldest: at,
             });
         }
-        ring.cword(slot, C_PROGRESS).store(at, Ordering::Release);
+        ring.set_progress(slot, at);
         let stride = release_stride(ring.p.capacity);
         Ok(Subscriber {
             topic,
@@ -250,130 +203,20 @@ fn release_stride(capacity: u64) -> u64 {
     (capacity / 8).clamp(RECORD_ALIGN, 64 * 1024)
 }
 
-/// The slot of the named subscriber `name`, if the topic has one.
-fn named_slot<E: Payload>(topic: &Topic<E>, name: &str) -> Option<usize> {
-    (0..MAX_CONSUMERS).find(|&i| {
-        topic.slot_name(i).as_deref() == Some(name)
-            && !matches!(
-                owner_state(topic.inner.ring.cword(i, C_OWNER).load(Ordering::SeqCst)),
-                SLOT_FREE | SLOT_JOINING
-            )
-    })
-}
-
 /// Park the named subscriber `name`, which no process has attached, for a reader that
-/// replays it from the store: create it at `pos` if the name is new (else keep its
-/// position), and mark it evicted, so that its position, which the ring no longer
-/// holds, does not hold producers back. Returns its slot and position.
-///
-/// The position stays where a later [`SubscriberBuilder::open`] with the name resumes;
-/// [`move_parked`] advances it.
+/// replays it from the store (see [`Ring::park_named`](crate::ring::Ring)).
 pub(crate) fn park_named<E: Payload>(
     topic: &Topic<E>,
     name: &str,
     pos: u64,
 ) -> Result<(usize, u64), AttachError> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Err(AttachError::InvalidName(name.to_string()));
-    }
-    let ring = &topic.inner.ring;
-    let parked = owner(0, 0, SLOT_EVICTED);
-    if let Some(i) = named_slot(topic, name) {
-        let ow = ring.cword(i, C_OWNER);
-        let o = ow.load(Ordering::SeqCst);
-        match owner_state(o) {
-            SLOT_EVICTED | SLOT_DETACHED => {
-                if ow
-                    .compare_exchange(o, parked, Ordering::SeqCst, Ordering::Relaxed)
-                    .is_err()
-                {
-                    return Err(AttachError::NameInUse(name.to_string()));
-                }
-                // Both words hold the resume position from here on.
-                let at = resume_position(topic, i);
-                ring.cword(i, C_POSITION).store(at, Ordering::SeqCst);
-                ring.cword(i, C_PROGRESS).store(at, Ordering::SeqCst);
-                return Ok((i, at));
-            }
-            _ => return Err(AttachError::NameInUse(name.to_string())),
-        }
-    }
-    let i = take_free_slot(topic, C_FLAG_NAMED, name.as_bytes())
-        .ok_or(AttachError::TooManySubscribers)?;
-    ring.cword(i, C_POSITION).store(pos, Ordering::SeqCst);
-    ring.cword(i, C_PROGRESS).store(pos, Ordering::SeqCst);
-    ring.cword(i, C_HEARTBEAT)
-        .store(crate::sys::os::now_ns(), Ordering::Relaxed);
-    ring.cword(i, C_OWNER).store(parked, Ordering::SeqCst);
-    Ok((i, pos))
-}
-
-/// Take a free consumer slot (it is left joining) and write its flags and name.
-fn take_free_slot<E: Payload>(topic: &Topic<E>, flags: u32, name: &[u8]) -> Option<usize> {
-    let ring = &topic.inner.ring;
-    let i = (0..MAX_CONSUMERS).find(|&i| {
-        let ow = ring.cword(i, C_OWNER);
-        ow.load(Ordering::Relaxed) == SLOT_FREE
-            && ow
-                .compare_exchange(
-                    SLOT_FREE,
-                    my_owner(SLOT_JOINING),
-                    Ordering::SeqCst,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-    })?;
-    write_name(topic, i, flags, name);
-    Some(i)
-}
-
-/// Where a named subscriber taking slot `i` back resumes: after the last record its
-/// predecessor was handed (its progress, never behind its released position), at a
-/// boundary even if the slot was scribbled on (see `tail_boundary`).
-fn resume_position<E: Payload>(topic: &Topic<E>, i: usize) -> u64 {
-    let ring = &topic.inner.ring;
-    let released = ring.cword(i, C_POSITION).load(Ordering::SeqCst);
-    let progress = ring.cword(i, C_PROGRESS).load(Ordering::SeqCst);
-    released.max(progress) & !(RECORD_ALIGN - 1)
+    topic.inner.ring.park_named(name, pos)
 }
 
 /// Move the parked named subscriber in `slot` from position `from` to `to`. False if
 /// a process attached it meanwhile or its position moved.
 pub(crate) fn move_parked<E: Payload>(topic: &Topic<E>, slot: usize, from: u64, to: u64) -> bool {
-    let ring = &topic.inner.ring;
-    if owner_state(ring.cword(slot, C_OWNER).load(Ordering::SeqCst)) != SLOT_EVICTED {
-        return false;
-    }
-    if ring
-        .cword(slot, C_POSITION)
-        .compare_exchange(from, to, Ordering::SeqCst, Ordering::Relaxed)
-        .is_err()
-    {
-        return false;
-    }
-    ring.cword(slot, C_PROGRESS).store(to, Ordering::SeqCst);
-    // An attach that raced with the move must see the new position or fail us.
-    owner_state(ring.cword(slot, C_OWNER).load(Ordering::SeqCst)) == SLOT_EVICTED
-}
-
-fn write_name<E: Payload>(topic: &Topic<E>, slot: usize, flags: u32, name: &[u8]) {
-    use crate::ring::Memory;
-    let ring = &topic.inner.ring;
-    let base = consumer_slot(slot);
-    let mut buf = [0u8; MAX_NAME];
-    buf[..name.len()].copy_from_slice(name);
-    for (k, chunk) in buf.chunks(8).enumerate() {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        ring.mem
-            .word(base + C_NAME + k * 8)
-            .store(w, Ordering::Relaxed);
-    }
-    ring.mem
-        .word32(base + C_NAME_LEN)
-        .store(name.len() as u32, Ordering::Relaxed);
-    ring.mem
-        .word32(base + C_FLAGS)
-        .store(flags, Ordering::Release);
+    topic.inner.ring.move_parked(slot, from, to)
 }
 
 /// A subscriber: receives every record of its topic, in the topic's total order.
@@ -516,11 +359,7 @@ impl<E: Payload> Subscriber<E> {
     #[inline]
     fn auto_publish(&mut self, p: u64) {
         if !self.manual {
-            self.topic
-                .inner
-                .ring
-                .cword(self.slot, C_PROGRESS)
-                .store(p, Ordering::Release);
+            self.topic.inner.ring.set_progress(self.slot, p);
             if p.wrapping_sub(self.published) >= self.stride {
                 self.release(p);
             }
@@ -531,11 +370,7 @@ impl<E: Payload> Subscriber<E> {
     #[inline]
     fn publish(&mut self, p: u64) {
         if p != self.published {
-            self.topic
-                .inner
-                .ring
-                .cword(self.slot, C_PROGRESS)
-                .store(p, Ordering::Release);
+            self.topic.inner.ring.set_progress(self.slot, p);
             self.release(p);
         }
     }
@@ -544,22 +379,12 @@ impl<E: Payload> Subscriber<E> {
     fn release(&mut self, p: u64) {
         if p != self.published {
             self.published = p;
-            self.topic
-                .inner
-                .ring
-                .cword(self.slot, C_POSITION)
-                .store(p, Ordering::Release);
+            self.topic.inner.ring.release_position(self.slot, p);
         }
     }
 
     fn check_evicted(&self) -> Result<(), RecvError> {
-        let o = self
-            .topic
-            .inner
-            .ring
-            .cword(self.slot, C_OWNER)
-            .load(Ordering::Acquire);
-        if owner_state(o) != SLOT_ACTIVE || owner_pid(o) != crate::sys::os::pid() {
+        if !self.topic.inner.ring.consumer_is_mine(self.slot) {
             return Err(RecvError::Evicted);
         }
         Ok(())
@@ -587,11 +412,9 @@ impl<E: Payload> Subscriber<E> {
                 Read::Record(h) => {
                     self.blocked = None;
                     if ring.p.mode == Mode::Lossy {
-                        let off = ring.data_off(h.position) + RECORD_HEADER;
                         self.buf.clear();
                         self.buf.resize(h.len as usize, 0);
-                        use crate::ring::Memory;
-                        ring.mem.read(off, &mut self.buf);
+                        ring.copy_payload(h.position, &mut self.buf);
                         if !ring.still_valid(h.position) {
                             return Err(self.resync());
                         }
@@ -696,36 +519,11 @@ impl<E: Payload> Subscriber<E> {
             backoff.pause(self.wait);
             return;
         }
-        use crate::ring::Memory;
-        let ring = &self.topic.inner.ring;
-        // Announce, then re-check (Dekker with the producer's fence-then-load in wake).
-        let flags = ring.mem.word32(consumer_slot(self.slot) + C_FLAGS);
-        let waiters = ring.mem.word32(OFF_FUTEX_WAITERS);
-        let seq_word = ring.mem.word32(OFF_FUTEX_SEQ);
-        flags.fetch_or(C_FLAG_SLEEPING, Ordering::SeqCst);
-        waiters.fetch_add(1, Ordering::SeqCst);
-        let seq = seq_word.load(Ordering::SeqCst);
-        // A producer with a light wake (exclusive, or shared on a marked topic) skips
-        // its fence before the waiter check: the barrier runs here, on its threads,
-        // instead (see `Ring::wake_from`). A producer that attaches after these loads
-        // fences on attach and so sees the announcement above.
-        let light = ring.light_producers();
-        let barrier = !light || crate::sys::os::heavy_barrier();
-        if matches!(ring.read_at(self.pos), Read::NotYet) {
-            ring.cword(self.slot, C_HEARTBEAT)
-                .store(crate::sys::os::now_ns(), Ordering::Relaxed);
-            // Wake up in time to check for abandoned claims and deadlines; soon if the
-            // barrier could not be issued (the producer may have missed us).
-            let cap = if barrier { 1_000_000_000 } else { 10_000_000 };
-            let mut ns = (ring.p.unblock_timeout_ns / 2).clamp(1_000_000, cap);
-            if let Some(d) = deadline {
-                ns = ns.min(d.saturating_sub(now).max(1));
-            }
-            crate::sys::os::futex_wait(seq_word, seq, Duration::from_nanos(ns));
-        }
-        if flags.fetch_and(!C_FLAG_SLEEPING, Ordering::SeqCst) & C_FLAG_SLEEPING != 0 {
-            waiters.fetch_sub(1, Ordering::SeqCst);
-        }
+        let until_deadline = deadline.map(|d| d.saturating_sub(now).max(1));
+        self.topic
+            .inner
+            .ring
+            .sleep(self.slot, self.pos, until_deadline);
     }
 
     #[inline]
@@ -734,11 +532,10 @@ impl<E: Payload> Subscriber<E> {
         if ring.p.mode == Mode::Lossy {
             &self.buf[..]
         } else {
-            let off = ring.data_off(h.position) + RECORD_HEADER;
             // SAFETY: reliable mode; the record is committed (acquired commit word) and
             // our published position (≤ its position) keeps producers off it while the
             // returned borrow of `self` lives. Bounds were checked by `read_at`.
-            unsafe { ring.mem.data_slice(off, h.len as usize) }
+            unsafe { ring.payload(h.position, h.len as usize) }
         }
     }
 
@@ -899,30 +696,10 @@ impl<E: Event + 'static> Subscriber<E> {
 
 impl<E> Drop for Subscriber<E> {
     fn drop(&mut self) {
-        let ring = &self.topic.inner.ring;
-        let ow = ring.cword(self.slot, C_OWNER);
-        let o = ow.load(Ordering::SeqCst);
-        if owner_pid(o) != crate::sys::os::pid() {
-            return;
-        }
-        if owner_state(o) == SLOT_ACTIVE && !self.manual {
-            let p = self.held.unwrap_or(self.pos);
-            ring.cword(self.slot, C_PROGRESS)
-                .store(p, Ordering::Release);
-            ring.cword(self.slot, C_POSITION)
-                .store(p, Ordering::Release);
-        }
-        let new = if self.named {
-            ring.cword(self.slot, C_HEARTBEAT)
-                .store(crate::sys::os::now_ns(), Ordering::Relaxed);
-            if owner_state(o) == SLOT_EVICTED {
-                owner(0, 0, SLOT_EVICTED)
-            } else {
-                owner(0, 0, SLOT_DETACHED)
-            }
-        } else {
-            SLOT_FREE
-        };
-        let _ = ow.compare_exchange(o, new, Ordering::SeqCst, Ordering::Relaxed);
+        let last = (!self.manual).then(|| self.held.unwrap_or(self.pos));
+        self.topic
+            .inner
+            .ring
+            .detach_consumer(self.slot, last, self.named);
     }
 }
