@@ -21,10 +21,8 @@
 
 use std::fmt::{self, Write as _};
 
+use crate::schema::archive::{StringRepr, STRING_INLINE_CAPACITY};
 use crate::schema::{FieldRef, Kind, Schema};
-
-/// `ArchivedString` keeps strings of up to this many bytes inline.
-const STRING_INLINE_CAPACITY: usize = 8;
 
 /// A value read from a payload by [`read_field`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -323,24 +321,15 @@ impl<'a> Reader<'a> {
 
     /// The bytes of the `ArchivedString` at `offset`.
     fn string(&mut self, offset: usize) -> Result<&'a str, DecodeError> {
-        let repr: [u8; 8] = self.array(offset)?;
-        let (bytes, at) = if repr[0] & 0xc0 != 0x80 {
-            // Inline: up to 8 bytes, terminated by 0xff if shorter.
-            let len = repr
-                .iter()
-                .position(|&b| b == 0xff)
-                .unwrap_or(STRING_INLINE_CAPACITY);
-            (self.bytes(offset, len)?, offset)
-        } else {
-            // Out of line: a length with bit 7 set (bits 6..0 and 31..8 hold it), then
-            // an `i32` offset from the string value to its bytes.
-            let raw = u32::from_le_bytes([repr[0], repr[1], repr[2], repr[3]]);
-            let len = (raw & 0x3f) | ((raw & !0xff) >> 2);
-            if len as usize <= STRING_INLINE_CAPACITY {
-                return Err(DecodeError::InvalidString { offset });
+        let (bytes, at) = match StringRepr::read(self.array(offset)?) {
+            StringRepr::Inline { len } => (self.bytes(offset, len)?, offset),
+            StringRepr::OutOfLine { len, .. } => {
+                if len <= STRING_INLINE_CAPACITY {
+                    return Err(DecodeError::InvalidString { offset });
+                }
+                let start = self.follow(offset, offset + 4, len as u64)?;
+                (self.bytes(start, len)?, start)
             }
-            let start = self.follow(offset, offset + 4, u64::from(len))?;
-            (self.bytes(start, len as usize)?, start)
         };
         std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8 { offset: at })
     }

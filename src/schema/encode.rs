@@ -39,6 +39,7 @@ use std::fmt;
 
 use rkyv::util::AlignedVec;
 
+use crate::schema::archive::{StringRepr, STRING_MAX_LEN};
 use crate::schema::{Kind, Schema};
 
 /// Deepest nesting of JSON arrays and objects accepted.
@@ -46,9 +47,6 @@ pub const MAX_NESTING: usize = 128;
 
 /// Largest payload [`from_json`] writes (1 GiB).
 pub const MAX_OUTPUT: usize = 1 << 30;
-
-/// `ArchivedString` keeps strings of up to this many bytes inline.
-const STRING_INLINE_CAPACITY: usize = 8;
 
 /// What is wrong with a JSON text for a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -790,21 +788,17 @@ impl Encoder {
 
     /// An `ArchivedString`: inline up to 8 bytes, else the bytes go out of line now.
     fn string(&mut self, s: &str, at: usize) -> Result<Inline, Fail> {
-        let mut img = Inline::of(&[0xff; 8]);
-        if s.len() <= STRING_INLINE_CAPACITY {
-            img.bytes[..s.len()].copy_from_slice(s.as_bytes());
-            return Ok(img);
+        if let Some(repr) = StringRepr::inline(s.as_bytes()) {
+            return Ok(Inline::of(&repr));
         }
-        // rkyv's out-of-line length: 30 bits, with bits 7..6 of the first byte `10`.
         let len = u32::try_from(s.len())
             .ok()
-            .filter(|&l| l < 1 << 30)
+            .filter(|&l| l as usize <= STRING_MAX_LEN)
             .ok_or((at, FromJsonErrorKind::TooLarge))?;
         let pos = self.out.len();
         self.write(s.as_bytes(), at)?;
-        let word = (len & 0x3f) | 0x80 | ((len & !0x3f) << 2);
-        img.bytes[..4].copy_from_slice(&word.to_le_bytes());
-        img.bytes[4..].copy_from_slice(&[0; 4]);
+        let mut img = Inline::of(&[0; 8]);
+        img.bytes[..4].copy_from_slice(&StringRepr::out_of_line_len(len));
         img.fixups.push(Fixup {
             ptr: 4,
             base: 0,
