@@ -115,8 +115,33 @@ pub enum AttachError {
     Io(String),
 }
 
+/// An error rkyv reported (serialising an event, or validating an archive), kept whole
+/// as the [`source`](std::error::Error::source) of the shmbus error that carries it.
+/// Two are equal when they say the same thing.
+#[derive(Debug)]
+pub struct ArchiveError(pub rkyv::rancor::Error);
+
+impl PartialEq for ArchiveError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+impl Eq for ArchiveError {}
+
+impl fmt::Display for ArchiveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ArchiveError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// Publishing failed; nothing was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
     /// Reliable mode: the slowest live subscriber is a full ring behind (`try_send`).
@@ -131,11 +156,11 @@ pub enum SendError {
         max: usize,
     },
     /// rkyv could not serialise the event.
-    Serialize(String),
+    Serialize(ArchiveError),
 }
 
 /// Receiving failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RecvError {
     /// A producer evicted this subscriber (it was dead-looking or stuck too long).
@@ -153,7 +178,7 @@ pub enum RecvError {
         /// The record's position.
         position: u64,
         /// What validation said.
-        why: String,
+        source: ArchiveError,
     },
     /// A record carries another type id than the subscriber's event type.
     WrongType {
@@ -183,6 +208,16 @@ pub enum Error {
     Send(SendError),
     /// See [`RecvError`].
     Recv(RecvError),
+    /// See [`SchemaError`](crate::schema::SchemaError).
+    Schema(crate::schema::SchemaError),
+    /// See [`DecodeError`](crate::schema::DecodeError).
+    Decode(crate::schema::DecodeError),
+    /// See [`FromJsonError`](crate::schema::FromJsonError).
+    FromJson(crate::schema::FromJsonError),
+    /// See [`StoreError`](crate::store::StoreError).
+    Store(crate::store::StoreError),
+    /// See [`QueryError`](crate::query::QueryError) (a query's parse errors included).
+    Query(crate::query::QueryError),
 }
 
 impl fmt::Display for OpenError {
@@ -314,8 +349,8 @@ impl fmt::Display for RecvError {
                 f,
                 "lapped by producers: missed {missed_bytes} bytes, resumed at position {resumed_at}"
             ),
-            RecvError::Invalid { position, why } => {
-                write!(f, "record at {position} is not a valid event: {why}")
+            RecvError::Invalid { position, source } => {
+                write!(f, "record at {position} is not a valid event: {source}")
             }
             RecvError::WrongType { position, found } => {
                 write!(
@@ -337,6 +372,11 @@ impl fmt::Display for Error {
             Error::Attach(e) => e.fmt(f),
             Error::Send(e) => e.fmt(f),
             Error::Recv(e) => e.fmt(f),
+            Error::Schema(e) => e.fmt(f),
+            Error::Decode(e) => e.fmt(f),
+            Error::FromJson(e) => e.fmt(f),
+            Error::Store(e) => e.fmt(f),
+            Error::Query(e) => e.fmt(f),
         }
     }
 }
@@ -350,8 +390,22 @@ impl std::error::Error for OpenError {
     }
 }
 impl std::error::Error for AttachError {}
-impl std::error::Error for SendError {}
-impl std::error::Error for RecvError {}
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Serialize(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+impl std::error::Error for RecvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvError::Invalid { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -359,28 +413,40 @@ impl std::error::Error for Error {
             Error::Attach(e) => Some(e),
             Error::Send(e) => Some(e),
             Error::Recv(e) => Some(e),
+            Error::Schema(e) => Some(e),
+            Error::Decode(e) => Some(e),
+            Error::FromJson(e) => Some(e),
+            Error::Store(e) => Some(e),
+            Error::Query(e) => Some(e),
         }
     }
 }
 
-impl From<OpenError> for Error {
-    fn from(e: OpenError) -> Self {
-        Error::Open(e)
-    }
+macro_rules! into_error {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Self {
+                Error::$variant(e)
+            }
+        }
+    )*};
 }
-impl From<AttachError> for Error {
-    fn from(e: AttachError) -> Self {
-        Error::Attach(e)
-    }
-}
-impl From<SendError> for Error {
-    fn from(e: SendError) -> Self {
-        Error::Send(e)
-    }
-}
-impl From<RecvError> for Error {
-    fn from(e: RecvError) -> Self {
-        Error::Recv(e)
+
+into_error!(
+    Open(OpenError),
+    Attach(AttachError),
+    Send(SendError),
+    Recv(RecvError),
+    Schema(crate::schema::SchemaError),
+    Decode(crate::schema::DecodeError),
+    FromJson(crate::schema::FromJsonError),
+    Store(crate::store::StoreError),
+    Query(crate::query::QueryError),
+);
+
+impl From<crate::query::ParseError> for Error {
+    fn from(e: crate::query::ParseError) -> Self {
+        Error::Query(crate::query::QueryError::Parse(e))
     }
 }
 
@@ -391,4 +457,45 @@ pub(crate) fn io_err(
 ) -> impl FnOnce(io::Error) -> OpenError {
     let path = path.into();
     move |source| OpenError::Io { path, op, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every error type of the library converts into [`Error`] with `?`, keeping itself
+    /// as the source.
+    #[test]
+    fn every_error_type_converts_into_the_umbrella() {
+        fn lift<E: Into<Error>>(e: E) -> Error {
+            e.into()
+        }
+        let schema_err = crate::schema::Schema::decode(b"nope").unwrap_err();
+        let decode_err = crate::schema::render_json(
+            &crate::schema::Schema::new("T", crate::schema::Kind::U64).unwrap(),
+            b"",
+            &mut String::new(),
+        )
+        .unwrap_err();
+        let json_err = crate::schema::from_json(
+            &crate::schema::Schema::new("T", crate::schema::Kind::U64).unwrap(),
+            "{",
+        )
+        .unwrap_err();
+        let parse_err = crate::query::parse_expr("price >").unwrap_err();
+        let all = [
+            lift(OpenError::InvalidName("..".into())),
+            lift(AttachError::TooManyProducers),
+            lift(SendError::Timeout),
+            lift(RecvError::Evicted),
+            lift(schema_err),
+            lift(decode_err),
+            lift(json_err),
+            lift(parse_err),
+        ];
+        for e in &all {
+            let source = std::error::Error::source(e).expect("the wrapped error is the source");
+            assert_eq!(source.to_string(), e.to_string());
+        }
+    }
 }

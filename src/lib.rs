@@ -64,7 +64,7 @@ pub mod store;
 mod sys;
 pub mod topic;
 
-pub use error::{AttachError, Error, OpenError, RecvError, SendError};
+pub use error::{ArchiveError, AttachError, Error, OpenError, RecvError, SendError};
 pub use event::Event;
 pub use ring::layout::Mode;
 pub use rkyv;

@@ -8,7 +8,7 @@ use rkyv::ser::allocator::{Arena, SubAllocator};
 use rkyv::ser::writer::Buffer;
 use rkyv::util::AlignedVec;
 
-use crate::error::{AttachError, SendError};
+use crate::error::{ArchiveError, AttachError, SendError};
 use crate::event::{Event, RkyvError};
 use crate::ring::{Claim, ClaimFail, ProducerCursor, Ring};
 use crate::sys::clock::RecordClock;
@@ -379,7 +379,7 @@ impl<E: Event + 'static> Publisher<E> {
                 self.scratch = b;
                 Ok(())
             }
-            Err(e) => Err(SendError::Serialize(e.to_string())),
+            Err(e) => Err(SendError::Serialize(ArchiveError(e))),
         }
     }
 
@@ -484,7 +484,7 @@ impl<E: Event + 'static> Publisher<E> {
                 Ok(b) => buf = b,
                 Err(e) => {
                     self.scratch = AlignedVec::new();
-                    return Err(SendError::Serialize(e.to_string()));
+                    return Err(SendError::Serialize(ArchiveError(e)));
                 }
             }
             self.parts.push((start, buf.len() - start));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rkyv::util::AlignedVec;
 
-use crate::error::{AttachError, RecvError};
+use crate::error::{ArchiveError, AttachError, RecvError};
 use crate::event::{Event, RkyvError};
 use crate::ring::layout::*;
 use crate::ring::{NamedTake, Read, RecordHeader};
@@ -616,9 +616,9 @@ impl<E: Event + 'static> Subscriber<E> {
             // producer is trusted code publishing `E` (see `TopicBuilder::trusted`).
             unsafe { rkyv::access_unchecked::<E::Archived>(bytes) }
         } else {
-            rkyv::access::<E::Archived, RkyvError>(bytes).map_err(|e| RecvError::Invalid {
+            rkyv::access::<E::Archived, RkyvError>(bytes).map_err(|source| RecvError::Invalid {
                 position: h.position,
-                why: e.to_string(),
+                source: ArchiveError(source),
             })?
         };
         Ok(Received {
