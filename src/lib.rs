@@ -66,6 +66,7 @@ pub mod layout;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod mapping;
+pub mod names;
 mod os;
 mod publisher;
 pub mod query;

@@ -18,11 +18,13 @@ use std::path::{Path, PathBuf};
 
 use shmbus::SubscriberState;
 
-use crate::cmd::gc::{pid_exists, temp_file_pid};
+use serde::Serialize;
+use shmbus::names::temp_ring_creator;
+
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{json_line, out_line, print_table, table, Format};
 use crate::progress::Progress;
-use crate::report::{out_line, Obj, Table};
+use crate::rings::pid_exists;
 use crate::target::bus_dir;
 use crate::Ctx;
 
@@ -30,10 +32,20 @@ use crate::Ctx;
 #[derive(clap::Args)]
 pub struct Args {}
 
+#[derive(Serialize)]
 struct Finding {
     severity: &'static str,
     path: PathBuf,
     problem: String,
+}
+
+#[derive(Serialize)]
+struct Verdict<'a> {
+    ok: bool,
+    problems: &'a [Finding],
+    bus: &'a str,
+    dir: String,
+    rings: usize,
 }
 
 fn euid() -> u32 {
@@ -81,7 +93,7 @@ fn check_perms(path: &Path, md: &std::fs::Metadata, what: &str, out: &mut Vec<Fi
 
 /// Runs `shmbus doctor`.
 pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
-    let dir = bus_dir(ctx);
+    let dir = bus_dir(ctx)?;
     let md = match std::fs::metadata(&dir) {
         Ok(md) => md,
         Err(e) => {
@@ -114,7 +126,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        if let Some(pid) = temp_file_pid(&name) {
+        if let Some(pid) = temp_ring_creator(&name) {
             // A creation in progress takes milliseconds; one that is old is stuck.
             let age = std::fs::metadata(&path)
                 .and_then(|m| m.modified())
@@ -234,17 +246,15 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
     }
     progress.finish();
     match ctx.format {
-        Format::Json => {
-            for f in &findings {
-                out_line(
-                    &Obj::new()
-                        .str("severity", f.severity)
-                        .str("path", &f.path.display().to_string())
-                        .str("problem", &f.problem)
-                        .finish(),
-                );
-            }
-        }
+        // All is well: one verdict. Otherwise one line per finding (and exit 1).
+        Format::Json if findings.is_empty() => json_line(&Verdict {
+            ok: true,
+            problems: &findings,
+            bus: &ctx.bus,
+            dir: dir.display().to_string(),
+            rings,
+        }),
+        Format::Json => findings.iter().for_each(json_line),
         Format::Table => {
             if findings.is_empty() {
                 out_line(&format!(
@@ -253,15 +263,15 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
                     dir.display()
                 ));
             } else {
-                let mut t = Table::new(&["SEVERITY", "PATH", "PROBLEM"]);
+                let mut t = table(&["SEVERITY", "PATH", "PROBLEM"]);
                 for f in &findings {
-                    t.row(vec![
+                    t.add_row(vec![
                         f.severity.into(),
                         f.path.display().to_string(),
                         f.problem.clone(),
                     ]);
                 }
-                t.print();
+                print_table(&mut t);
             }
         }
     }

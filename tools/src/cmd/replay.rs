@@ -18,12 +18,15 @@ use shmbus::schema::Schema;
 use shmbus::store::ReplayStart;
 use shmbus::{Raw, SendError, Topic};
 
+use serde::Serialize;
+
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{human_bytes, json_line, out_line, Format};
 use crate::progress::{share, Progress};
-use crate::report::{human_bytes, out_line, Obj};
 use crate::stored::{for_each_stored, stored_end, stored_schema, StartArgs};
-use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
+use crate::target::{
+    bus_creating, existing_bus, install_stop_handlers, open_topic, stopping, store_topics,
+};
 use crate::units::parse_size;
 use crate::Ctx;
 
@@ -42,7 +45,7 @@ pub struct Args {
     #[arg(long)]
     pub create: bool,
     /// Ring capacity of a topic created with --create: a power of two from 4KiB to
-    /// 1TiB (the largest event it takes is a quarter of it), e.g. 64MiB.
+    /// 1TiB (the largest event it takes is a quarter of it): 65536, 64KiB, 64MiB.
     #[arg(long, value_name = "SIZE", requires = "create", value_parser = parse_size)]
     pub capacity: Option<u64>,
     /// Speed factor over the recorded pace; 0 or `max` for as fast as possible.
@@ -62,6 +65,18 @@ fn parse_speed(s: &str) -> Result<f64, String> {
             "{s:?} is not a speed (a factor like 2 or 0.5, or max)"
         )),
     }
+}
+
+#[derive(Serialize)]
+struct Replayed<'a> {
+    from: &'a str,
+    to: &'a str,
+    created: bool,
+    events: u64,
+    bytes: u64,
+    first_position: Option<u64>,
+    last_position: Option<u64>,
+    interrupted: bool,
 }
 
 /// Runs `shmbus replay`.
@@ -151,18 +166,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     })?;
     progress.finish();
     match ctx.format {
-        Format::Json => out_line(
-            &Obj::new()
-                .str("from", &args.topic)
-                .str("to", &args.to)
-                .bool("created", created)
-                .u64("events", events)
-                .u64("bytes", bytes)
-                .opt_u64("first_position", first_pos)
-                .opt_u64("last_position", last_pos)
-                .bool("interrupted", interrupted)
-                .finish(),
-        ),
+        Format::Json => json_line(&Replayed {
+            from: &args.topic,
+            to: &args.to,
+            created,
+            events,
+            bytes,
+            first_position: first_pos,
+            last_position: last_pos,
+            interrupted,
+        }),
         Format::Table => out_line(&format!(
             "replayed {events} events ({}) from {:?} in {} into {}{:?}{}",
             human_bytes(bytes),
@@ -192,7 +205,7 @@ fn create_or_open(
     if let Err(e) = shmbus::check_name(&args.to) {
         return Err(CliError::usage(format!("bad topic name: {e}")));
     }
-    let bus = ctx.open_bus()?;
+    let bus = bus_creating(ctx)?;
     if bus.ring_path(&args.to).exists() {
         return Ok((open_topic(&bus, &args.to)?, false));
     }

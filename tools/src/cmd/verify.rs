@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 
 use shmbus::store::{list_segments, recover_topic, verify_segment, SegmentReader, StoreError};
 
+use serde::Serialize;
+
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{json_line, note, out_line, print_table, right, table, Format};
 use crate::progress::Progress;
-use crate::report::{note, out_line, Obj, Table};
 use crate::stored::stored_schema;
 use crate::target::store_topics;
 use crate::Ctx;
@@ -133,7 +134,7 @@ fn check(
             });
         }
     }
-    let prep = dir.join(".next.prep");
+    let prep = dir.join(shmbus::names::NEXT_SEGMENT);
     if !recording && prep.exists() {
         problems.push(Problem {
             topic: topic.into(),
@@ -181,8 +182,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                     }
                     Err(e) => note(&format!("cannot repair {topic:?}: {e}")),
                 }
-                (problems, records, segments) =
-                    check(topic, dir, false, &mut Progress::hidden(), &mut (0, 0))?;
+                (problems, records, segments) = check(
+                    topic,
+                    dir,
+                    false,
+                    &mut Progress::new("", "records"),
+                    &mut (0, 0),
+                )?;
             }
         }
         drop(lock);
@@ -193,25 +199,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     match ctx.format {
         Format::Json => {
             for p in &remaining {
-                out_line(
-                    &Obj::new()
-                        .str("topic", &p.topic)
-                        .str("path", &p.path.display().to_string())
-                        .opt_u64("offset", p.offset)
-                        .str("problem", &p.what)
-                        .finish(),
-                );
+                json_line(&ProblemRow {
+                    topic: &p.topic,
+                    path: p.path.display().to_string(),
+                    offset: p.offset,
+                    problem: &p.what,
+                });
             }
             for (t, s, r, p) in &summary {
-                out_line(
-                    &Obj::new()
-                        .str("topic", t)
-                        .u64("segments", *s as u64)
-                        .u64("records", *r)
-                        .u64("problems", *p as u64)
-                        .bool("ok", *p == 0)
-                        .finish(),
-                );
+                json_line(&Summary {
+                    topic: t,
+                    segments: *s,
+                    records: *r,
+                    problems: *p,
+                    ok: *p == 0,
+                });
             }
         }
         Format::Table => {
@@ -221,20 +223,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                     None => out_line(&format!("{}: {}", p.path.display(), p.what)),
                 }
             }
-            let mut t = Table::new(&["TOPIC", "SEGMENTS", "RECORDS", "STATUS"]);
+            let mut t = table(&["TOPIC", "SEGMENTS", "RECORDS", "STATUS"]);
             for (topic, s, r, p) in &summary {
-                t.row(vec![
-                    topic.clone(),
-                    s.to_string(),
-                    r.to_string(),
-                    if *p == 0 {
-                        "ok".into()
-                    } else {
-                        format!("{p} problem(s)")
-                    },
-                ]);
+                let status = match p {
+                    0 => "ok".to_string(),
+                    p => format!("{p} problem(s)"),
+                };
+                t.add_row(vec![topic.into(), right(s), right(r), status.into()]);
             }
-            t.print();
+            print_table(&mut t);
         }
     }
     if remaining.is_empty() {
@@ -272,15 +269,37 @@ fn repairs(r: &shmbus::store::RecoveryReport) -> Vec<(PathBuf, String)> {
     out
 }
 
+#[derive(Serialize)]
+struct ProblemRow<'a> {
+    topic: &'a str,
+    path: String,
+    offset: Option<u64>,
+    problem: &'a str,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    topic: &'a str,
+    segments: usize,
+    records: u64,
+    problems: usize,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct Repaired<'a> {
+    topic: &'a str,
+    path: String,
+    repaired: &'a str,
+}
+
 fn print_repair(ctx: &Ctx, topic: &str, path: &Path, what: &str) {
     match ctx.format {
-        Format::Json => out_line(
-            &Obj::new()
-                .str("topic", topic)
-                .str("path", &path.display().to_string())
-                .str("repaired", what)
-                .finish(),
-        ),
+        Format::Json => json_line(&Repaired {
+            topic,
+            path: path.display().to_string(),
+            repaired: what,
+        }),
         Format::Table => out_line(&format!("repaired {}: {what}", path.display())),
     }
 }
