@@ -116,33 +116,38 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// A usage error from clap: one line, ending with where the help is.
+fn usage_error(e: clap::Error, args: &[std::ffi::OsString]) -> ExitCode {
+    // --help, --version, and the help that a bare `shmbus` prints.
+    if !e.use_stderr()
+        || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+    }
+    let sub = usage::subcommand_named(Cli::command(), args);
+    let line = e.apply::<usage::OneLine>().render();
+    eprintln!("shmbus: {line}; {}", usage::see_help(sub.as_deref()));
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let parsed = Cli::command()
-        .try_get_matches_from(&args)
-        .and_then(|m| Cli::from_arg_matches(&m));
-    let cli = match parsed {
-        Ok(cli) => cli,
-        // --help, --version, and the help that a bare `shmbus` prints.
-        Err(e)
-            if !e.use_stderr()
-                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
-        {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
-        Err(e) => {
-            let sub = usage::subcommand_named(Cli::command(), &args);
-            let line = e.apply::<usage::OneLine>().render();
-            eprintln!("shmbus: {line}; {}", usage::see_help(sub.as_deref()));
-            return ExitCode::from(2);
-        }
+    let matches = match Cli::command().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => return usage_error(e, &args),
     };
-    let sub = usage::subcommand_named(Cli::command(), &args);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e, &args),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.exit_code() == 2 => {
-            eprintln!("shmbus: {e}; {}", usage::see_help(sub.as_deref()));
+            eprintln!(
+                "shmbus: {e}; {}",
+                usage::see_help(matches.subcommand_name())
+            );
             ExitCode::from(2)
         }
         Err(e) => {

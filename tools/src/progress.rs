@@ -64,6 +64,13 @@ impl Progress {
         p
     }
 
+    /// Progress that is never drawn (a second pass over what was already shown).
+    pub fn hidden() -> Progress {
+        let mut p = Progress::new("", "");
+        p.tty = false;
+        p
+    }
+
     fn style(&mut self, total: bool) {
         let t = if total {
             "{prefix}: {human_pos} of {human_len} {msg} ({percent}%), {per_sec}, {elapsed}"

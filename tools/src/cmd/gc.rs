@@ -11,9 +11,6 @@
 //!
 //! Every candidate is checked again right before it is deleted.
 
-use std::path::PathBuf;
-
-use serde::Serialize;
 use shmbus::names::temp_ring_creator;
 
 use crate::error::CliError;
@@ -23,6 +20,10 @@ use crate::rings::{pid_exists, ring_use, unused_reason};
 use crate::target::existing_bus;
 use crate::Ctx;
 
+mod rows;
+
+use rows::{remove_if_empty, Candidate, Named, Row};
+
 /// Arguments of `shmbus gc`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,39 +31,6 @@ pub struct Args {
     /// leaves it empty.
     #[arg(long)]
     pub remove: bool,
-}
-
-struct Candidate {
-    path: PathBuf,
-    topic: Option<String>,
-    reason: String,
-    /// The position up to which the topic was published.
-    tail: Option<u64>,
-    named: Vec<(String, u64)>,
-}
-
-#[derive(Serialize)]
-struct Named<'a> {
-    name: &'a str,
-    position: u64,
-}
-
-#[derive(Serialize)]
-struct Row<'a> {
-    path: String,
-    topic: Option<&'a str>,
-    reason: &'a str,
-    published_to: Option<u64>,
-    named_subscribers: Vec<Named<'a>>,
-    removed: bool,
-    action: &'a str,
-}
-
-/// Removes the bus directory if `gc --remove` left it empty (the bus is then gone, as
-/// it was before anything created it). Returns whether it did.
-fn remove_if_empty(dir: &std::path::Path) -> bool {
-    let empty = std::fs::read_dir(dir).is_ok_and(|mut rd| rd.next().is_none());
-    empty && std::fs::remove_dir(dir).is_ok()
 }
 
 /// Runs `shmbus gc`.

@@ -14,9 +14,8 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use shmbus::schema::Schema;
 use shmbus::store::ReplayStart;
-use shmbus::{Raw, SendError, Topic};
+use shmbus::SendError;
 
 use serde::Serialize;
 
@@ -24,11 +23,11 @@ use crate::error::CliError;
 use crate::output::{human_bytes, json_line, out_line, Format};
 use crate::progress::{share, Progress};
 use crate::stored::{for_each_stored, stored_end, stored_schema, StartArgs};
-use crate::target::{
-    bus_creating, existing_bus, install_stop_handlers, open_topic, stopping, store_topics,
-};
+use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
 use crate::units::parse_size;
 use crate::Ctx;
+
+mod create;
 
 /// Arguments of `shmbus replay`.
 #[derive(clap::Args)]
@@ -85,7 +84,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     let (_, dir) = store_topics(&args.store, Some(&args.topic))?.remove(0);
     let (schema, stored_type) = stored_schema(&dir)?;
     let (dest, created) = if args.create {
-        create_or_open(ctx, &args, schema.as_ref(), stored_type)?
+        create::create_or_open(ctx, &args, schema.as_ref(), stored_type)?
     } else {
         let bus = existing_bus(ctx)?;
         let topic = open_topic(&bus, &args.to).map_err(|e| {
@@ -192,51 +191,4 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         )),
     }
     Ok(())
-}
-
-/// Opens the destination topic, creating it (and the bus) with the stored event type
-/// if it does not exist. Returns whether it was created here.
-fn create_or_open(
-    ctx: &Ctx,
-    args: &Args,
-    schema: Option<&Schema>,
-    type_id: u64,
-) -> Result<(Topic<Raw>, bool), CliError> {
-    if let Err(e) = shmbus::check_name(&args.to) {
-        return Err(CliError::usage(format!("bad topic name: {e}")));
-    }
-    let bus = bus_creating(ctx)?;
-    if bus.ring_path(&args.to).exists() {
-        return Ok((open_topic(&bus, &args.to)?, false));
-    }
-    let mut builder = bus.topic(&args.to);
-    if let Some(c) = args.capacity {
-        builder = builder.capacity(c);
-    }
-    let builder = match (schema, type_id) {
-        (Some(s), id) if id != 0 => builder.with_schema(s.clone(), id),
-        (None, 0) => builder,
-        (Some(_), _) => {
-            return Err(CliError::new(format!(
-                "the segments of {:?} carry a schema but type id 0: cannot create {:?} \
-                 with their event type",
-                args.topic, args.to
-            )))
-        }
-        (None, _) => {
-            return Err(CliError::new(format!(
-                "cannot create {:?}: no sealed segment of {:?} holds the event type's schema \
-                 (seal the last one with `shmbus verify --repair`, or create the topic with \
-                 the producer)",
-                args.to, args.topic
-            )))
-        }
-    };
-    let topic = builder.open_or_create().map_err(|e| match e {
-        shmbus::OpenError::InvalidConfig(why) => {
-            CliError::usage(format!("cannot create topic {:?}: {why}", args.to))
-        }
-        e => CliError::new(format!("cannot create topic {:?}: {e}", args.to)),
-    })?;
-    Ok((topic, true))
 }

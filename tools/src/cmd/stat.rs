@@ -22,6 +22,7 @@ use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping};
 use crate::times::duration_arg;
 use crate::Ctx;
 
+mod rates;
 mod sample;
 
 /// Arguments of `shmbus stat`.
@@ -80,7 +81,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
             use std::io::Write as _;
             let _ = std::io::stdout().write_all(b"\x1b[2J\x1b[H");
         }
-        sample::print(ctx.format, &args.recorder, &prev, &cur, secs);
+        rates::print(ctx.format, &args.recorder, &prev, &cur, secs);
         n += 1;
         if !args.watch || args.count.is_some_and(|c| n >= c) || stopping() {
             return Ok(());

@@ -1,12 +1,16 @@
 //! Sending payloads with a bounded wait under back-pressure, and reading hex.
 
-use std::io::Write;
 use std::time::Duration;
 
 use shmbus::{Publisher, Raw, SendError, Topic};
 
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{json_line, out_line, Format};
+
+#[derive(serde::Serialize)]
+struct Published {
+    position: u64,
+}
 
 /// Publishes payloads (and prints their positions, for single events).
 pub struct Sink {
@@ -53,13 +57,9 @@ impl Sink {
     pub fn send_and_print(&mut self, type_id: u64, bytes: &[u8]) -> Result<(), CliError> {
         for _ in 0..self.count {
             let position = self.send(type_id, bytes)?;
-            let line = match self.format {
-                Format::Json => format!("{{\"position\":{position}}}"),
-                Format::Table => position.to_string(),
-            };
-            crate::output::out_line(&line);
-            if crate::target::stdout_closed() {
-                let _ = std::io::stdout().flush();
+            match self.format {
+                Format::Json => json_line(&Published { position }),
+                Format::Table => out_line(&position.to_string()),
             }
         }
         Ok(())
