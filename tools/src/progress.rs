@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// How long a scan runs before its progress bar appears.
 pub const FIRST_DRAW: Duration = Duration::from_secs(1);
@@ -73,12 +73,15 @@ impl Progress {
 
     fn style(&mut self, total: bool) {
         let t = if total {
-            "{prefix}: {human_pos} of {human_len} {msg} ({percent}%), {per_sec}, {elapsed}"
+            "{prefix}: {human_pos} of {human_len} {msg} ({percent}%), {rate}/s, {elapsed}"
         } else {
-            "{prefix}: {human_pos} {msg}, {per_sec}, {elapsed}"
+            "{prefix}: {human_pos} {msg}, {rate}/s, {elapsed}"
         };
         if let Ok(s) = ProgressStyle::with_template(t) {
-            self.bar.set_style(s);
+            let rate = |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}", HumanCount(s.per_sec() as u64));
+            };
+            self.bar.set_style(s.with_key("rate", rate));
         }
     }
 
@@ -91,7 +94,7 @@ impl Progress {
     /// Adds `n` units done.
     pub fn add(&mut self, n: u64) {
         self.bar.inc(n);
-        self.tick();
+        self.show_when_due();
     }
 
     /// Adds `n` units done and says which share (0 to 1) of the work that is, when the
@@ -102,7 +105,7 @@ impl Progress {
             let pct = (fraction * 100.0).clamp(0.0, 100.0).floor();
             self.bar.set_message(format!("{}, {pct:.0}%", self.unit));
         }
-        self.tick();
+        self.show_when_due();
     }
 
     /// Sets the count and the text after it (a scan that reports its own counters).
@@ -111,16 +114,21 @@ impl Progress {
         if self.shown {
             self.bar.set_message(message());
         }
-        self.tick();
+        self.show_when_due();
     }
 
-    /// Shows the bar once the scan has run for [`FIRST_DRAW`] (for a scan that waits,
-    /// too, so the elapsed time moves on).
+    /// Redraws (for a scan that waits, so the elapsed time moves on).
     pub fn tick(&mut self) {
+        self.show_when_due();
+        if self.shown {
+            self.bar.tick();
+        }
+    }
+
+    /// Shows the bar once the scan has run for [`FIRST_DRAW`]; indicatif redraws it
+    /// from then on, at most ten times a second.
+    fn show_when_due(&mut self) {
         if !self.tty || self.shown {
-            if self.shown {
-                self.bar.tick();
-            }
             return;
         }
         self.updates = self.updates.wrapping_add(1);
