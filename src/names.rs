@@ -39,6 +39,21 @@ pub fn bus_dir(bus: &str) -> PathBuf {
     }
 }
 
+/// The name of the temporary ring file a creation of `topic` by process `pid` writes
+/// at time `ns` before publishing it as `<topic>.ring` (what `TopicBuilder` writes;
+/// [`temp_ring_creator`] reads it back).
+///
+/// # Examples
+///
+/// ```
+/// use shmbus::names::{temp_ring_creator, temp_ring_name};
+/// assert_eq!(temp_ring_name("ticks", 42, 7), ".ticks.ring.42.7");
+/// assert_eq!(temp_ring_creator(&temp_ring_name("ticks", 42, 7)), Some(42));
+/// ```
+pub fn temp_ring_name(topic: &str, pid: u32, ns: u64) -> String {
+    format!(".{topic}.ring.{pid}.{ns}")
+}
+
 /// The pid of the process that was creating a topic, if `file_name` is the temporary
 /// ring file a creation writes before it publishes the ring under its name:
 /// `.<topic>.ring.<pid>.<ns>`. A leftover one whose pid is gone is garbage.
