@@ -25,6 +25,7 @@ use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, s
 use crate::Ctx;
 
 mod printer;
+mod replay;
 mod ring;
 
 pub use printer::{Encoding, Printer};
@@ -122,7 +123,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                 .ok()
                 .and_then(|bus| bus.topic(&args.topic).open().ok());
             match live {
-                Some(topic) => ring::tail_replay(ctx, &args, &topic, store, start, &mut sink),
+                Some(topic) => replay::tail_replay(ctx, &args, &topic, store, start, &mut sink),
                 None => {
                     if args.follow {
                         return Err(CliError::new(format!(
