@@ -599,8 +599,10 @@ impl<M: Memory> Ring<M> {
         // Release: a consumer that sees the intent cleared also sees the commits.
         self.pword(cur.slot, P_CLAIM)
             .store(NO_CLAIM, Ordering::Release);
-        cur.records += records;
-        cur.bytes += bytes;
+        // Wrapping: a slot's counts continue its previous owners', which a scribbled
+        // header may have left anywhere.
+        cur.records = cur.records.wrapping_add(records);
+        cur.bytes = cur.bytes.wrapping_add(bytes);
         self.pword(cur.slot, P_RECORDS)
             .store(cur.records, Ordering::Relaxed);
         self.pword(cur.slot, P_BYTES)

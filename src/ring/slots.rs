@@ -440,7 +440,7 @@ impl<M: Memory> Ring<M> {
 
     /// A producer was held back by a full ring: count the stall and show it is alive.
     pub fn count_stall(&self, cur: &mut ProducerCursor) {
-        cur.stalls += 1;
+        cur.stalls = cur.stalls.wrapping_add(1);
         self.pword(cur.slot, P_STALLS)
             .store(cur.stalls, Ordering::Relaxed);
         self.pword(cur.slot, P_HEARTBEAT)
@@ -473,9 +473,11 @@ impl<M: Memory> Ring<M> {
     pub fn counters(&self) -> Counters {
         let mut c = Counters::default();
         for i in 0..MAX_PRODUCERS {
-            c.records += self.pword(i, P_RECORDS).load(Ordering::Relaxed);
-            c.bytes += self.pword(i, P_BYTES).load(Ordering::Relaxed);
-            c.stalls += self.pword(i, P_STALLS).load(Ordering::Relaxed);
+            // Saturating: a scribbled counter must not wrap the total (or panic).
+            let word = |f| self.pword(i, f).load(Ordering::Relaxed);
+            c.records = c.records.saturating_add(word(P_RECORDS));
+            c.bytes = c.bytes.saturating_add(word(P_BYTES));
+            c.stalls = c.stalls.saturating_add(word(P_STALLS));
         }
         c.gaps = self.mem.word(OFF_GAPS).load(Ordering::Relaxed);
         c.gap_bytes = self.mem.word(OFF_GAP_BYTES).load(Ordering::Relaxed);

@@ -54,10 +54,7 @@ impl Bus {
     /// cannot be created, [`OpenError::UnsafePermissions`] if it is world-writable.
     pub fn open(name: &str) -> Result<Bus, OpenError> {
         check_name(name)?;
-        let root = std::env::var_os("SHMBUS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
-        Bus::open_dir(root.join(name))
+        Bus::open_dir(crate::topic::names::bus_dir(name))
     }
 
     /// Open (creating if needed) a bus in an explicit directory, owner-only access.
@@ -430,11 +427,10 @@ impl<E: Payload> TopicBuilder<E> {
     /// Create the ring file under a temporary name, initialise it completely, then
     /// link it into place. Succeeds whether we or a racing creator won.
     fn create(&self, path: &Path) -> Result<(), OpenError> {
-        let tmp = self.bus.dir.join(format!(
-            ".{}.ring.{}.{}",
-            self.name,
+        let tmp = self.bus.dir.join(crate::topic::names::temp_ring_name(
+            &self.name,
             crate::sys::os::pid(),
-            crate::sys::os::now_ns()
+            crate::sys::os::now_ns(),
         ));
         let mode = if self.bus.group { 0o660 } else { 0o600 };
         let file = OpenOptions::new()

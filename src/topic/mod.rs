@@ -4,6 +4,7 @@
 //! how they wait ([`Wait`](wait::Wait)). The protocol itself lives in [`crate::ring`].
 
 pub mod bus;
+pub mod names;
 pub(crate) mod publisher;
 pub(crate) mod subscriber;
 pub(crate) mod wait;

@@ -1,5 +1,8 @@
-//! One module per subcommand: each has `Args` (clap) and `run`.
+//! One module per subcommand: each has `Args` (clap) and `run`. Commands do not use
+//! each other; what they share lives beside `cmd/`.
 
+pub mod completions;
+pub mod create;
 pub mod doctor;
 pub mod export;
 pub mod gc;

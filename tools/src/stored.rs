@@ -9,7 +9,7 @@ use shmbus::schema::Schema;
 use shmbus::store::{list_segments, ReplayStart, SegmentReader, StoredRecord};
 
 use crate::error::CliError;
-use crate::timefmt::parse_time;
+use crate::times::parse_time;
 
 /// The schema and type id recorded in a topic's segments (from the first sealed one
 /// that carries a schema); `(None, type id)` for raw topics or when only an unsealed
@@ -91,8 +91,8 @@ pub fn stored_end(dir: &std::path::Path) -> u64 {
 /// Where `tail` and `replay` start in the log (`--from-time` or `--from-position`).
 #[derive(clap::Args)]
 pub struct StartArgs {
-    /// Start at the first event (in log order) at or after this time: RFC 3339 UTC
-    /// (2026-11-27T21:00:00Z), unix ns, or relative (-5m).
+    /// Start at the first event (in log order) at or after this time: RFC 3339
+    /// (2026-11-27T21:00:00Z), a date, Unix ns, now, or relative to now (-5m).
     #[arg(
         long,
         value_name = "TIME",
@@ -110,7 +110,8 @@ impl StartArgs {
     pub fn start(&self) -> Result<Option<ReplayStart>, CliError> {
         Ok(match (&self.from_time, self.from_position) {
             (Some(t), _) => Some(ReplayStart::Time(
-                parse_time(t, shmbus::now_ns()).map_err(CliError::usage)?,
+                parse_time(t, shmbus::now_ns())
+                    .map_err(|m| CliError::usage(format!("bad --from-time {t:?}: {m}")))?,
             )),
             (None, Some(p)) => Some(ReplayStart::Position(p)),
             (None, None) => None,

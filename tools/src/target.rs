@@ -9,27 +9,28 @@ use shmbus::{Bus, OpenError, Raw, Topic};
 use crate::error::CliError;
 use crate::Ctx;
 
-/// The directory the `--bus` argument names (a path when it contains '/').
-pub fn bus_dir(ctx: &Ctx) -> PathBuf {
-    if ctx.bus.contains('/') {
-        PathBuf::from(&ctx.bus)
-    } else {
-        std::env::var_os("SHMBUS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(shmbus::topic::bus::DEFAULT_ROOT))
-            .join(&ctx.bus)
-    }
-}
-
-/// Opens the bus named by `--bus`, failing (instead of creating it) if its directory
-/// does not exist: inspecting commands never create buses.
-pub fn existing_bus(ctx: &Ctx) -> Result<Bus, CliError> {
-    let dir = bus_dir(ctx);
+/// The directory the `--bus` argument names: the library's one rule (a name under
+/// `$SHMBUS_DIR`, a path when it contains '/'), after checking a name.
+pub fn bus_dir(ctx: &Ctx) -> Result<PathBuf, CliError> {
     if !ctx.bus.contains('/') {
         if let Err(e) = shmbus::check_name(&ctx.bus) {
             return Err(CliError::usage(format!("bad bus name: {e}")));
         }
     }
+    Ok(shmbus::topic::names::bus_dir(&ctx.bus))
+}
+
+/// Opens the bus named by `--bus`, creating its directory if needed (for the commands
+/// that make topics: `create`, `replay --create`).
+pub fn bus_creating(ctx: &Ctx) -> Result<Bus, CliError> {
+    Bus::open_dir(bus_dir(ctx)?)
+        .map_err(|e| CliError::new(format!("cannot open bus {:?}: {e}", ctx.bus)))
+}
+
+/// Opens the bus named by `--bus`, failing (instead of creating it) if its directory
+/// does not exist: inspecting commands never create buses.
+pub fn existing_bus(ctx: &Ctx) -> Result<Bus, CliError> {
+    let dir = bus_dir(ctx)?;
     match std::fs::metadata(&dir) {
         Ok(md) if md.is_dir() => {}
         Ok(_) => {
@@ -95,12 +96,24 @@ pub fn open_topic(bus: &Bus, name: &str) -> Result<Topic<Raw>, CliError> {
         return Err(CliError::usage(format!("bad topic name: {e}")));
     }
     bus.topic(name).open().map_err(|e| match e {
-        OpenError::NotFound(_) => CliError::new(format!(
-            "unknown topic {name:?}: no {} (see `shmbus ls`)",
-            bus.ring_path(name).display()
-        )),
+        OpenError::NotFound(_) => unknown_topic(bus, name),
         e => CliError::new(format!("cannot open topic {name:?}: {e}")),
     })
+}
+
+/// The one error for a topic that is not on the bus: `unknown topic "x" on bus <dir>
+/// (topics: a, b)`.
+pub fn unknown_topic(bus: &Bus, name: &str) -> CliError {
+    let known = bus.topics().unwrap_or_default();
+    let list = if known.is_empty() {
+        "no topics yet; `shmbus create` makes one".to_string()
+    } else {
+        format!("topics: {}", known.join(", "))
+    };
+    CliError::new(format!(
+        "unknown topic {name:?} on bus {} ({list})",
+        bus.dir().display()
+    ))
 }
 
 /// Whether `dir` directly holds segment files (`*.seg`) or a recorder lock.

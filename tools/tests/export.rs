@@ -237,12 +237,12 @@ fn export_bad_input() {
         (
             vec!["export", "fills", "--store", store, "--format", "table"],
             2,
-            "export writes --format jsonl",
+            "[possible values: jsonl, csv]",
         ),
         (
-            vec!["query", "fills", "--store", store, "--format", "csv"],
+            vec!["ls", "--format", "csv"],
             2,
-            "--format csv is only for export",
+            "[possible values: table, json]",
         ),
         (
             vec!["export", "nope", "--store", store],

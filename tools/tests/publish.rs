@@ -295,7 +295,7 @@ fn bad_input_is_one_clear_line_and_publishes_nothing() {
     assert_fails(
         &run(&["publish", "nope", "--text", "x"]),
         1,
-        "no topic \"nope\"",
+        "unknown topic \"nope\"",
     );
     assert_fails(&run(&["publish", "bad/name", "--text", "x"]), 2, "");
     // clap: no payload given (its message spans several lines, so just the code).

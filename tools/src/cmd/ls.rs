@@ -1,68 +1,47 @@
 //! `shmbus ls`: one line per topic of the bus with its capacity, mode, participants
-//! (alive/dead), tail position and event type. Topics whose ring file cannot be opened
-//! are listed with the reason instead of failing the whole listing.
+//! (alive/dead), events, tail position and event type. Topics whose ring file cannot
+//! be opened are listed with the reason instead of failing the listing.
+//!
+//! EVENTS counts the events the ring holds now (a reliable topic keeps the last
+//! capacity's worth; older ones were overwritten), read by a short-lived subscriber;
+//! TAIL is the byte position the next record will take. In JSON, `published` is what
+//! the producers attached now have published (a producer that detached takes its count
+//! with it).
 
-use shmbus::{Mode, Raw, SubscriberState, Topic};
+use serde::Serialize;
 
 use crate::error::CliError;
-use crate::output::Format;
-use crate::report::{human_bytes, out_line, Obj, Table};
+use crate::output::{human_bytes, json_line, out_line, print_table, right, table, Format};
 use crate::target::existing_bus;
+use crate::topics::{counts, mode_name, retained_events, type_name};
 use crate::Ctx;
 
 /// Arguments of `shmbus ls`.
 #[derive(clap::Args)]
 pub struct Args {}
 
-/// Participant counts of a topic.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Counts {
-    /// Producer slots whose process runs.
-    pub producers_alive: usize,
-    /// Producer slots whose process is gone.
-    pub producers_dead: usize,
-    /// Attached subscribers whose process runs.
-    pub subscribers_alive: usize,
-    /// Attached subscribers whose process is gone, and evicted ones.
-    pub subscribers_dead: usize,
-    /// Named subscribers with no process attached (their position is kept).
-    pub detached_named: usize,
+#[derive(Serialize)]
+struct Row<'a> {
+    topic: &'a str,
+    capacity: u64,
+    mode: &'static str,
+    producers_alive: usize,
+    producers_dead: usize,
+    subscribers_alive: usize,
+    subscribers_dead: usize,
+    subscribers_detached: usize,
+    events: Option<u64>,
+    published: u64,
+    bytes: u64,
+    tail: u64,
+    #[serde(rename = "type")]
+    type_name: String,
 }
 
-/// Counts a topic's participants.
-pub fn counts(topic: &Topic<Raw>) -> Counts {
-    let mut c = Counts::default();
-    for p in topic.producers() {
-        if p.alive {
-            c.producers_alive += 1;
-        } else {
-            c.producers_dead += 1;
-        }
-    }
-    for s in topic.subscribers() {
-        match s.state {
-            SubscriberState::Active if s.alive => c.subscribers_alive += 1,
-            SubscriberState::Detached => c.detached_named += 1,
-            _ => c.subscribers_dead += 1,
-        }
-    }
-    c
-}
-
-/// `reliable` or `lossy`.
-pub fn mode_name(m: Mode) -> &'static str {
-    match m {
-        Mode::Reliable => "reliable",
-        Mode::Lossy => "lossy",
-    }
-}
-
-/// The event type name of a topic, `raw` for raw topics.
-pub fn type_name(topic: &Topic<Raw>) -> String {
-    topic
-        .schema()
-        .map(|s| s.type_name().to_string())
-        .unwrap_or_else(|| "raw".into())
+#[derive(Serialize)]
+struct Unreadable<'a> {
+    topic: &'a str,
+    error: String,
 }
 
 /// Runs `shmbus ls`.
@@ -71,12 +50,13 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
     let names = bus
         .topics()
         .map_err(|e| CliError::new(format!("cannot list bus {:?}: {e}", ctx.bus)))?;
-    let mut table = Table::new(&[
+    let mut t = table(&[
         "TOPIC",
         "CAPACITY",
         "MODE",
         "PRODUCERS",
         "SUBSCRIBERS",
+        "EVENTS",
         "TAIL",
         "TYPE",
     ]);
@@ -85,64 +65,63 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
             Ok(t) => t,
             Err(e) => {
                 match ctx.format {
-                    Format::Json => out_line(
-                        &Obj::new()
-                            .str("topic", name)
-                            .str("error", &e.to_string())
-                            .finish(),
-                    ),
-                    Format::Table => table.row(vec![
-                        name.clone(),
-                        "-".into(),
-                        "-".into(),
-                        "-".into(),
-                        "-".into(),
-                        "-".into(),
-                        format!("unreadable: {e}"),
-                    ]),
+                    Format::Json => json_line(&Unreadable {
+                        topic: name,
+                        error: e.to_string(),
+                    }),
+                    Format::Table => {
+                        let mut row = vec![name.clone()];
+                        row.extend(std::iter::repeat_n("-".to_string(), 6));
+                        row.push(format!("unreadable: {e}"));
+                        t.add_row(row);
+                    }
                 }
                 continue;
             }
         };
         let c = counts(&topic);
+        let stats = topic.stats();
+        let row = Row {
+            topic: name,
+            capacity: topic.capacity(),
+            mode: mode_name(topic.mode()),
+            producers_alive: c.producers_alive,
+            producers_dead: c.producers_dead,
+            subscribers_alive: c.subscribers_alive,
+            subscribers_dead: c.subscribers_dead,
+            subscribers_detached: c.detached_named,
+            events: retained_events(&topic),
+            published: stats.records,
+            bytes: stats.bytes,
+            tail: stats.tail,
+            type_name: type_name(&topic),
+        };
         match ctx.format {
-            Format::Json => out_line(
-                &Obj::new()
-                    .str("topic", name)
-                    .u64("capacity", topic.capacity())
-                    .str("mode", mode_name(topic.mode()))
-                    .u64("producers_alive", c.producers_alive as u64)
-                    .u64("producers_dead", c.producers_dead as u64)
-                    .u64("subscribers_alive", c.subscribers_alive as u64)
-                    .u64("subscribers_dead", c.subscribers_dead as u64)
-                    .u64("subscribers_detached", c.detached_named as u64)
-                    .u64("tail", topic.tail())
-                    .str("type", &type_name(&topic))
-                    .finish(),
-            ),
+            Format::Json => json_line(&row),
             Format::Table => {
                 let mut subs = format!("{}/{}", c.subscribers_alive, c.subscribers_dead);
                 if c.detached_named > 0 {
                     subs.push_str(&format!(" +{} detached", c.detached_named));
                 }
-                table.row(vec![
-                    name.clone(),
-                    human_bytes(topic.capacity()),
-                    mode_name(topic.mode()).into(),
-                    format!("{}/{}", c.producers_alive, c.producers_dead),
-                    subs,
-                    topic.tail().to_string(),
-                    type_name(&topic),
-                ])
+                t.add_row(vec![
+                    name.into(),
+                    right(human_bytes(row.capacity)),
+                    row.mode.into(),
+                    format!("{}/{}", c.producers_alive, c.producers_dead).into(),
+                    subs.into(),
+                    right(row.events.map_or_else(|| "?".into(), |n| n.to_string())),
+                    right(row.tail),
+                    row.type_name.into(),
+                ]);
             }
         }
     }
     if ctx.format == Format::Table {
-        if table.is_empty() {
+        if names.is_empty() {
             out_line(&format!("no topics on bus {:?}", ctx.bus));
         } else {
-            table.print();
-            out_line("(producers and subscribers: alive/dead)");
+            print_table(&mut t);
+            out_line("(producers and subscribers: alive/dead; events: held by the ring now)");
         }
     }
     Ok(())

@@ -10,11 +10,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Serialize;
 use shmbus::store::{Fsync, Recorder, RecorderConfig, StorageKind, StoreError};
 
 use crate::error::CliError;
-use crate::output::Format;
-use crate::report::{human_bytes, note, out_line, Obj};
+use crate::output::{human_bytes, json_line, note, out_line, Format};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping};
 use crate::units::parse_size;
 use crate::Ctx;
@@ -27,14 +27,14 @@ pub struct Args {
     /// The store directory (the topic's segments go to DIR/TOPIC/).
     #[arg(long, value_name = "DIR")]
     pub store: PathBuf,
-    /// When to sync to disk: never, batch (after every write), or at an interval in
-    /// milliseconds (250 or 250ms).
+    /// When to sync to disk: never, batch (after every write), or at an interval: a
+    /// bare number of seconds (1) or a number with a unit (250ms, 2s).
     #[arg(long, value_name = "POLICY", default_value = "1000ms", value_parser = parse_fsync)]
     pub fsync: Fsync,
     /// Name of the recorder's durable subscriber.
     #[arg(long, default_value = "shmbus-recorder")]
     pub name: String,
-    /// Size of each segment file, e.g. 64MiB or 1GiB.
+    /// Size of each segment file: 65536, 64KiB, 64MiB, 1GiB.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub segment_size: u64,
     /// Continue when records between the store's end and the ring were lost.
@@ -60,16 +60,30 @@ fn parse_fsync(s: &str) -> Result<Fsync, String> {
     match s {
         "never" => Ok(Fsync::Never),
         "batch" => Ok(Fsync::EveryBatch),
-        ms => {
-            let ms = ms.strip_suffix("ms").unwrap_or(ms);
-            match ms.parse::<u64>() {
-                Ok(n) if n > 0 => Ok(Fsync::Interval(Duration::from_millis(n))),
-                _ => Err(format!(
-                    "{s:?} is not never, batch or a positive number of milliseconds"
-                )),
-            }
-        }
+        // A bare number meant milliseconds in earlier versions and seconds everywhere
+        // else now: refused, so that an old script never silently syncs 1000x less.
+        d if d.parse::<f64>().is_ok() => Err(format!(
+            "{s:?} needs a unit: --fsync takes never, batch or a duration such as 250ms or 2s"
+        )),
+        d => match crate::times::parse_duration(d) {
+            Ok(d) if !d.is_zero() => Ok(Fsync::Interval(d)),
+            _ => Err(format!(
+                "{s:?} is not never, batch or a positive duration with a unit (250ms, 2s)"
+            )),
+        },
     }
+}
+
+#[derive(Serialize)]
+struct Recorded<'a> {
+    topic: &'a str,
+    store: String,
+    records: u64,
+    bytes: u64,
+    segments: u64,
+    errors: u64,
+    persisted: u64,
+    storage: &'a str,
 }
 
 /// Runs `shmbus record`.
@@ -117,18 +131,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         .stop()
         .map_err(|e| CliError::new(format!("the recorder failed: {e}")))?;
     match ctx.format {
-        Format::Json => out_line(
-            &Obj::new()
-                .str("topic", &args.topic)
-                .str("store", &args.store.display().to_string())
-                .u64("records", stats.records)
-                .u64("bytes", stats.bytes)
-                .u64("segments", stats.segments)
-                .u64("errors", stats.errors)
-                .u64("persisted", stats.persisted)
-                .str("storage", stats.storage)
-                .finish(),
-        ),
+        Format::Json => json_line(&Recorded {
+            topic: &args.topic,
+            store: args.store.display().to_string(),
+            records: stats.records,
+            bytes: stats.bytes,
+            segments: stats.segments,
+            errors: stats.errors,
+            persisted: stats.persisted,
+            storage: stats.storage,
+        }),
         Format::Table => out_line(&format!(
             "recorded {} records ({}) of {:?} in {} new segment(s); persisted up to \
              position {}; {} error(s); storage {}",
@@ -153,9 +165,10 @@ mod tests {
         assert_eq!(parse_fsync("never"), Ok(Fsync::Never));
         assert_eq!(parse_fsync("batch"), Ok(Fsync::EveryBatch));
         assert_eq!(
-            parse_fsync("250"),
-            Ok(Fsync::Interval(Duration::from_millis(250)))
+            parse_fsync("2s"),
+            Ok(Fsync::Interval(Duration::from_secs(2)))
         );
+        assert!(parse_fsync("250").unwrap_err().contains("needs a unit"));
         assert_eq!(
             parse_fsync("10ms"),
             Ok(Fsync::Interval(Duration::from_millis(10)))

@@ -14,18 +14,20 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use shmbus::schema::Schema;
 use shmbus::store::ReplayStart;
-use shmbus::{Raw, SendError, Topic};
+use shmbus::SendError;
+
+use serde::Serialize;
 
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{human_bytes, json_line, out_line, Format};
 use crate::progress::{share, Progress};
-use crate::report::{human_bytes, out_line, Obj};
 use crate::stored::{for_each_stored, stored_end, stored_schema, StartArgs};
 use crate::target::{existing_bus, install_stop_handlers, open_topic, stopping, store_topics};
 use crate::units::parse_size;
 use crate::Ctx;
+
+mod create;
 
 /// Arguments of `shmbus replay`.
 #[derive(clap::Args)]
@@ -42,7 +44,7 @@ pub struct Args {
     #[arg(long)]
     pub create: bool,
     /// Ring capacity of a topic created with --create: a power of two from 4KiB to
-    /// 1TiB (the largest event it takes is a quarter of it), e.g. 64MiB.
+    /// 1TiB (the largest event it takes is a quarter of it): 65536, 64KiB, 64MiB.
     #[arg(long, value_name = "SIZE", requires = "create", value_parser = parse_size)]
     pub capacity: Option<u64>,
     /// Speed factor over the recorded pace; 0 or `max` for as fast as possible.
@@ -64,13 +66,25 @@ fn parse_speed(s: &str) -> Result<f64, String> {
     }
 }
 
+#[derive(Serialize)]
+struct Replayed<'a> {
+    from: &'a str,
+    to: &'a str,
+    created: bool,
+    events: u64,
+    bytes: u64,
+    first_position: Option<u64>,
+    last_position: Option<u64>,
+    interrupted: bool,
+}
+
 /// Runs `shmbus replay`.
 pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     let start = args.from.start()?.unwrap_or(ReplayStart::Position(0));
     let (_, dir) = store_topics(&args.store, Some(&args.topic))?.remove(0);
     let (schema, stored_type) = stored_schema(&dir)?;
     let (dest, created) = if args.create {
-        create_or_open(ctx, &args, schema.as_ref(), stored_type)?
+        create::create_or_open(ctx, &args, schema.as_ref(), stored_type)?
     } else {
         let bus = existing_bus(ctx)?;
         let topic = open_topic(&bus, &args.to).map_err(|e| {
@@ -151,18 +165,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     })?;
     progress.finish();
     match ctx.format {
-        Format::Json => out_line(
-            &Obj::new()
-                .str("from", &args.topic)
-                .str("to", &args.to)
-                .bool("created", created)
-                .u64("events", events)
-                .u64("bytes", bytes)
-                .opt_u64("first_position", first_pos)
-                .opt_u64("last_position", last_pos)
-                .bool("interrupted", interrupted)
-                .finish(),
-        ),
+        Format::Json => json_line(&Replayed {
+            from: &args.topic,
+            to: &args.to,
+            created,
+            events,
+            bytes,
+            first_position: first_pos,
+            last_position: last_pos,
+            interrupted,
+        }),
         Format::Table => out_line(&format!(
             "replayed {events} events ({}) from {:?} in {} into {}{:?}{}",
             human_bytes(bytes),
@@ -179,51 +191,4 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
         )),
     }
     Ok(())
-}
-
-/// Opens the destination topic, creating it (and the bus) with the stored event type
-/// if it does not exist. Returns whether it was created here.
-fn create_or_open(
-    ctx: &Ctx,
-    args: &Args,
-    schema: Option<&Schema>,
-    type_id: u64,
-) -> Result<(Topic<Raw>, bool), CliError> {
-    if let Err(e) = shmbus::check_name(&args.to) {
-        return Err(CliError::usage(format!("bad topic name: {e}")));
-    }
-    let bus = ctx.open_bus()?;
-    if bus.ring_path(&args.to).exists() {
-        return Ok((open_topic(&bus, &args.to)?, false));
-    }
-    let mut builder = bus.topic(&args.to);
-    if let Some(c) = args.capacity {
-        builder = builder.capacity(c);
-    }
-    let builder = match (schema, type_id) {
-        (Some(s), id) if id != 0 => builder.with_schema(s.clone(), id),
-        (None, 0) => builder,
-        (Some(_), _) => {
-            return Err(CliError::new(format!(
-                "the segments of {:?} carry a schema but type id 0: cannot create {:?} \
-                 with their event type",
-                args.topic, args.to
-            )))
-        }
-        (None, _) => {
-            return Err(CliError::new(format!(
-                "cannot create {:?}: no sealed segment of {:?} holds the event type's schema \
-                 (seal the last one with `shmbus verify --repair`, or create the topic with \
-                 the producer)",
-                args.to, args.topic
-            )))
-        }
-    };
-    let topic = builder.open_or_create().map_err(|e| match e {
-        shmbus::OpenError::InvalidConfig(why) => {
-            CliError::usage(format!("cannot create topic {:?}: {why}", args.to))
-        }
-        e => CliError::new(format!("cannot create topic {:?}: {e}", args.to)),
-    })?;
-    Ok((topic, true))
 }

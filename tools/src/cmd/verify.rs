@@ -11,15 +11,19 @@
 
 use std::path::{Path, PathBuf};
 
-use shmbus::store::{list_segments, recover_topic, verify_segment, SegmentReader, StoreError};
+use serde::Serialize;
+use shmbus::store::recover_topic;
 
 use crate::error::CliError;
-use crate::output::Format;
+use crate::output::{json_line, note, out_line, print_table, right, table, Format};
 use crate::progress::Progress;
-use crate::report::{note, out_line, Obj, Table};
 use crate::stored::stored_schema;
 use crate::target::store_topics;
 use crate::Ctx;
+
+mod check;
+
+use check::{check, live_schema, repairs, segments, try_lock};
 
 /// Arguments of `shmbus verify`.
 #[derive(clap::Args)]
@@ -32,117 +36,6 @@ pub struct Args {
     /// Truncate torn tails, seal unsealed segments, rebuild indexes.
     #[arg(long)]
     pub repair: bool,
-}
-
-/// One problem found.
-struct Problem {
-    topic: String,
-    path: PathBuf,
-    offset: Option<u64>,
-    what: String,
-}
-
-/// Takes the recorder lock of a topic directory: `None` when a recorder holds it.
-fn try_lock(dir: &Path) -> Result<Option<shmbus::store::Lock>, CliError> {
-    match shmbus::store::lock(dir) {
-        Ok(lock) => Ok(Some(lock)),
-        Err(StoreError::Locked { .. }) => Ok(None),
-        Err(e) => Err(CliError::new(e.to_string())),
-    }
-}
-
-fn problem_of(topic: &str, e: StoreError) -> Problem {
-    match e {
-        StoreError::Corrupt { path, offset, what } => Problem {
-            topic: topic.into(),
-            path,
-            offset: Some(offset),
-            what,
-        },
-        StoreError::Io { path, op, source } => Problem {
-            topic: topic.into(),
-            path,
-            offset: None,
-            what: format!("{op}: {source}"),
-        },
-        e => Problem {
-            topic: topic.into(),
-            path: PathBuf::new(),
-            offset: None,
-            what: e.to_string(),
-        },
-    }
-}
-
-/// The segments of a topic directory with their sizes in bytes.
-fn segments(dir: &Path) -> Result<Vec<(PathBuf, u64)>, CliError> {
-    let segs = list_segments(dir).map_err(|e| CliError::new(e.to_string()))?;
-    Ok(segs
-        .into_iter()
-        .map(|s| {
-            let len = std::fs::metadata(&s.path).map_or(0, |m| m.len());
-            (s.path, len)
-        })
-        .collect())
-}
-
-/// Checks one topic directory; `recording` says a recorder holds it. Counts each
-/// segment's records into `progress`, and its size into `bytes.0` (done) of `bytes.1`
-/// (all segments to check).
-fn check(
-    topic: &str,
-    dir: &Path,
-    recording: bool,
-    progress: &mut Progress,
-    bytes: &mut (u64, u64),
-) -> Result<(Vec<Problem>, u64, usize), CliError> {
-    let mut problems = Vec::new();
-    let segs = segments(dir)?;
-    let n = segs.len();
-    let mut records = 0;
-    for (i, (path, len)) in segs.into_iter().enumerate() {
-        let c = verify_segment(&path);
-        records += c.records;
-        bytes.0 += len;
-        progress.advance(c.records, bytes.0 as f64 / bytes.1.max(1) as f64);
-        let last = i + 1 == n;
-        if c.index_damaged {
-            problems.push(Problem {
-                topic: topic.into(),
-                path: c.path.with_extension("idx"),
-                offset: None,
-                what: "index missing or damaged".into(),
-            });
-        }
-        if let Some(e) = c.error {
-            problems.push(problem_of(topic, e));
-            continue;
-        }
-        let expected_unsealed = last && recording;
-        if !c.sealed && !expected_unsealed {
-            let end = SegmentReader::open(&c.path)
-                .map(|r| r.summary().data_end)
-                .ok();
-            problems.push(Problem {
-                topic: topic.into(),
-                path: c.path.clone(),
-                offset: end,
-                what: "unsealed: valid records end here (torn tail, or a recorder that did \
-                       not stop cleanly)"
-                    .into(),
-            });
-        }
-    }
-    let prep = dir.join(".next.prep");
-    if !recording && prep.exists() {
-        problems.push(Problem {
-            topic: topic.into(),
-            path: prep,
-            offset: None,
-            what: "leftover preallocated segment".into(),
-        });
-    }
-    Ok((problems, records, n))
 }
 
 /// Runs `shmbus verify`.
@@ -193,25 +86,21 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     match ctx.format {
         Format::Json => {
             for p in &remaining {
-                out_line(
-                    &Obj::new()
-                        .str("topic", &p.topic)
-                        .str("path", &p.path.display().to_string())
-                        .opt_u64("offset", p.offset)
-                        .str("problem", &p.what)
-                        .finish(),
-                );
+                json_line(&ProblemRow {
+                    topic: &p.topic,
+                    path: p.path.display().to_string(),
+                    offset: p.offset,
+                    problem: &p.what,
+                });
             }
             for (t, s, r, p) in &summary {
-                out_line(
-                    &Obj::new()
-                        .str("topic", t)
-                        .u64("segments", *s as u64)
-                        .u64("records", *r)
-                        .u64("problems", *p as u64)
-                        .bool("ok", *p == 0)
-                        .finish(),
-                );
+                json_line(&Summary {
+                    topic: t,
+                    segments: *s,
+                    records: *r,
+                    problems: *p,
+                    ok: *p == 0,
+                });
             }
         }
         Format::Table => {
@@ -221,20 +110,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
                     None => out_line(&format!("{}: {}", p.path.display(), p.what)),
                 }
             }
-            let mut t = Table::new(&["TOPIC", "SEGMENTS", "RECORDS", "STATUS"]);
+            let mut t = table(&["TOPIC", "SEGMENTS", "RECORDS", "STATUS"]);
             for (topic, s, r, p) in &summary {
-                t.row(vec![
-                    topic.clone(),
-                    s.to_string(),
-                    r.to_string(),
-                    if *p == 0 {
-                        "ok".into()
-                    } else {
-                        format!("{p} problem(s)")
-                    },
-                ]);
+                let status = match p {
+                    0 => "ok".to_string(),
+                    p => format!("{p} problem(s)"),
+                };
+                t.add_row(vec![topic.into(), right(s), right(r), status.into()]);
             }
-            t.print();
+            print_table(&mut t);
         }
     }
     if remaining.is_empty() {
@@ -249,38 +133,37 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<(), CliError> {
     }
 }
 
-fn live_schema(ctx: &Ctx, topic: &str) -> Option<Vec<u8>> {
-    let bus = crate::target::existing_bus(ctx).ok()?;
-    let t = bus.topic(topic).open().ok()?;
-    t.schema().map(|s| s.encode())
+#[derive(Serialize)]
+struct ProblemRow<'a> {
+    topic: &'a str,
+    path: String,
+    offset: Option<u64>,
+    problem: &'a str,
 }
 
-fn repairs(r: &shmbus::store::RecoveryReport) -> Vec<(PathBuf, String)> {
-    let mut out = Vec::new();
-    for (p, off, why) in &r.truncated {
-        out.push((p.clone(), format!("truncated at offset {off} ({why})")));
-    }
-    for p in &r.sealed {
-        out.push((p.clone(), "sealed".into()));
-    }
-    for p in &r.index_rebuilt {
-        out.push((p.clone(), "index rebuilt".into()));
-    }
-    for p in &r.removed {
-        out.push((p.clone(), "removed".into()));
-    }
-    out
+#[derive(Serialize)]
+struct Summary<'a> {
+    topic: &'a str,
+    segments: usize,
+    records: u64,
+    problems: usize,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct Repaired<'a> {
+    topic: &'a str,
+    path: String,
+    repaired: &'a str,
 }
 
 fn print_repair(ctx: &Ctx, topic: &str, path: &Path, what: &str) {
     match ctx.format {
-        Format::Json => out_line(
-            &Obj::new()
-                .str("topic", topic)
-                .str("path", &path.display().to_string())
-                .str("repaired", what)
-                .finish(),
-        ),
+        Format::Json => json_line(&Repaired {
+            topic,
+            path: path.display().to_string(),
+            repaired: what,
+        }),
         Format::Table => out_line(&format!("repaired {}: {what}", path.display())),
     }
 }
