@@ -51,7 +51,7 @@ pub fn for_each_stored(
             continue;
         }
         let at = if started {
-            Some((shmbus::store::segment::SEG_HEADER as u64, r.base()))
+            Some((shmbus::store::format::segment::SEG_HEADER as u64, r.base()))
         } else {
             match start {
                 ReplayStart::Position(p) if sum.end_pos <= p => None,

@@ -105,10 +105,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::index::{self, IndexEntry};
+use super::format::index::{self, IndexEntry};
+use super::format::names::{idx_name, idx_path, lock_path, prepared_path, seg_name};
+use super::format::segment::{
+    encode_record, header_bytes, Summary, FOOTER_SIZE, SEG_HEADER, TRAILER_SIZE,
+};
 use super::recovery::{recover, OpenTail, RecoveryReport};
 use super::retention::{apply_retention, Retention};
-use super::segment::{self, encode_record, Summary, FOOTER_SIZE, SEG_HEADER, TRAILER_SIZE};
 use super::storage::{
     default_storage, Completion, Mapped, Source, Storage, StorageKind, Syncer, Write,
 };
@@ -281,7 +284,7 @@ pub struct Lock {
 ///
 /// [`StoreError::Locked`] if a recorder (or another holder) has it; I/O errors.
 pub fn lock(dir: &Path) -> Result<Lock, StoreError> {
-    lock_file(dir.join(".lock"))
+    lock_file(lock_path(dir))
 }
 
 /// Take the exclusive lock of file `path` (created if missing) without waiting.
@@ -1382,10 +1385,10 @@ impl Rec {
 
     fn try_open_segment(&mut self, base: u64) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
-        let path = self.dir.join(segment::seg_name(base));
+        let path = self.dir.join(seg_name(base));
         // Both headers are in place before the segment appears under its name, so a
         // reader never finds a segment without them.
-        let idx_path = self.dir.join(segment::idx_name(base));
+        let idx_path = self.dir.join(idx_name(base));
         let idx_file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -1396,11 +1399,11 @@ impl Rec {
         idx_file
             .write_all_at(&index::header(base), 0)
             .map_err(io_err(&idx_path, "write index header"))?;
-        let sh = segment::header_bytes(base, self.type_id, self.fingerprint);
+        let sh = header_bytes(base, self.type_id, self.fingerprint);
         let (file, tmp) = match self.prep.take() {
             Some((f, p)) => (f, p),
             None => {
-                let p = self.dir.join(".next.prep");
+                let p = prepared_path(&self.dir);
                 (self.new_file(&p)?, p)
             }
         };
@@ -1452,7 +1455,7 @@ impl Rec {
         if self.prep.is_some() {
             return;
         }
-        let prep = self.dir.join(".next.prep");
+        let prep = prepared_path(&self.dir);
         match self.new_file(&prep) {
             Ok(f) => self.prep = Some((f, prep)),
             Err(e) => self.shared.report(e),
@@ -1469,7 +1472,7 @@ impl Rec {
                 .map_err(io_err(p, "open segment to continue it"))
         };
         let file = open(&tail.path)?;
-        let idx_path = tail.path.with_extension("idx");
+        let idx_path = idx_path(&tail.path);
         let idx_file = open(&idx_path)?;
         if let Err(e) = self
             .storage
