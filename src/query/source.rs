@@ -1,11 +1,14 @@
-//! Where queries read records: a store's segments, or a live topic's ring.
+//! Where queries read records: a store's segments, or a live topic's ring, behind one
+//! [`Source`] trait and one step of the scan loop ([`feed`]). The store's segments are
+//! opened, checked and read through the store's own reader and validator
+//! ([`crate::store::StoredTopic`], [`SegmentReader`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::bus::{Raw, Topic};
 use crate::error::RecvError;
-use crate::query::eval::Rec;
+use crate::query::fields::Rec;
 use crate::query::plan::{Exec, Flow, Plan};
 use crate::query::{Cell, QueryError, ScanStats};
 use crate::schema::Schema;
@@ -260,14 +263,21 @@ fn scan_segment(
     let Some(first) = reader.run_at(off) else {
         return Ok(Flow::Continue);
     };
-    let verify_first = plan.filter_needs_payload();
-    let verify_out = plan.output_needs_payload();
     let mut next_progress = stats.records_scanned + PROGRESS_EVERY;
     let (start_off, mut end_off) = (off, off);
     let mut flow = Flow::Continue;
     'runs: for i in first..reader.index().len() {
         let Some(run) = reader.run(i) else { break };
         let mut verified = run.is_verified();
+        let mut verify = |stats: &mut ScanStats| -> Result<(), QueryError> {
+            if !verified {
+                run.verify()?;
+                stats.runs_verified += 1;
+                verified = true;
+            }
+            stats.payloads_verified += 1;
+            Ok(())
+        };
         for r in run.records_from(off) {
             let r = r?;
             end_off = r.next_offset;
@@ -284,35 +294,7 @@ fn scan_segment(
                 type_id: r.type_id,
                 payload: r.bytes,
             };
-            if !plan.in_range(&rec) {
-                continue;
-            }
-            if verify_first {
-                if !verified {
-                    run.verify()?;
-                    stats.runs_verified += 1;
-                    verified = true;
-                }
-                stats.payloads_verified += 1;
-            }
-            match plan.matches(&rec) {
-                Some(true) => {}
-                Some(false) => continue,
-                None => {
-                    stats.undecodable += 1;
-                    continue;
-                }
-            }
-            if verify_out && !verify_first {
-                if !verified {
-                    run.verify()?;
-                    stats.runs_verified += 1;
-                    verified = true;
-                }
-                stats.payloads_verified += 1;
-            }
-            stats.records_matched += 1;
-            if exec.accept(plan, &rec, stats, sink) == Flow::Stop {
+            if feed(plan, exec, stats, &rec, Some(&mut verify), sink)? == Flow::Stop {
                 flow = Flow::Stop;
                 break 'runs;
             }
@@ -320,6 +302,107 @@ fn scan_segment(
     }
     stats.bytes_scanned += end_off - start_off;
     Ok(flow)
+}
+
+/// A live ring's records need no check before their payload is used: the subscriber
+/// validated them.
+const NO_CHECK: Option<&mut NoCheck> = None;
+
+/// The type of [`NO_CHECK`].
+type NoCheck = fn(&mut ScanStats) -> Result<(), QueryError>;
+
+/// The scan loop's work on one record, the same for every source: the plan's range,
+/// then the filter, then the output. `check` runs before the record's payload is
+/// first used (by the filter, or else by the output): the store verifies the crc32c
+/// of the record's run there; a live ring has nothing to check (`None`).
+///
+/// Generic over the check so that it is inlined into each source's loop.
+#[inline]
+fn feed<C: FnMut(&mut ScanStats) -> Result<(), QueryError>>(
+    plan: &Plan,
+    exec: &mut Exec,
+    stats: &mut ScanStats,
+    rec: &Rec<'_>,
+    mut check: Option<&mut C>,
+    sink: &mut dyn FnMut(&[Cell]) -> bool,
+) -> Result<Flow, QueryError> {
+    if !plan.in_range(rec) {
+        return Ok(Flow::Continue);
+    }
+    let filter_reads = plan.filter_needs_payload();
+    if filter_reads {
+        if let Some(c) = check.as_mut() {
+            c(stats)?;
+        }
+    }
+    match plan.matches(rec) {
+        Some(true) => {}
+        Some(false) => return Ok(Flow::Continue),
+        None => {
+            stats.undecodable += 1;
+            return Ok(Flow::Continue);
+        }
+    }
+    if plan.output_needs_payload() && !filter_reads {
+        if let Some(c) = check.as_mut() {
+            c(stats)?;
+        }
+    }
+    stats.records_matched += 1;
+    Ok(exec.accept(plan, rec, stats, sink))
+}
+
+/// Where a query reads records: a store's segments ([`StoreTopic`]) or a live topic's
+/// ring ([`LiveTopic`]). Both run every record through the same step of the scan loop
+/// (range, filter with the payload checked before its first use, output); they differ
+/// only in how they walk their records.
+pub trait Source {
+    /// The topic's schema, if it has one.
+    fn schema(&self) -> Option<&Schema>;
+
+    /// Runs `plan` over the records. Matching rows (or, for aggregates, the result
+    /// rows at the end) go to `sink`, which returns false to stop early; `progress` is
+    /// called now and then with the counters so far.
+    ///
+    /// # Errors
+    ///
+    /// As the source's own `scan`.
+    fn scan(
+        &self,
+        plan: &Plan,
+        sink: &mut dyn FnMut(&[Cell]) -> bool,
+        progress: &mut dyn FnMut(&ScanStats),
+    ) -> Result<ScanStats, QueryError>;
+}
+
+impl Source for StoreTopic {
+    fn schema(&self) -> Option<&Schema> {
+        StoreTopic::schema(self)
+    }
+
+    fn scan(
+        &self,
+        plan: &Plan,
+        sink: &mut dyn FnMut(&[Cell]) -> bool,
+        progress: &mut dyn FnMut(&ScanStats),
+    ) -> Result<ScanStats, QueryError> {
+        StoreTopic::scan(self, plan, sink, progress)
+    }
+}
+
+impl Source for LiveTopic {
+    fn schema(&self) -> Option<&Schema> {
+        LiveTopic::schema(self)
+    }
+
+    fn scan(
+        &self,
+        plan: &Plan,
+        sink: &mut dyn FnMut(&[Cell]) -> bool,
+        progress: &mut dyn FnMut(&ScanStats),
+    ) -> Result<ScanStats, QueryError> {
+        LiveTopic::scan(self, plan, sink, progress)
+    }
 }
 
 /// A live topic's retained records.
@@ -385,19 +468,7 @@ impl LiveTopic {
                     if stats.records_scanned % PROGRESS_EVERY == 0 {
                         progress(&stats);
                     }
-                    if !plan.in_range(&rec) {
-                        continue;
-                    }
-                    match plan.matches(&rec) {
-                        Some(true) => {}
-                        Some(false) => continue,
-                        None => {
-                            stats.undecodable += 1;
-                            continue;
-                        }
-                    }
-                    stats.records_matched += 1;
-                    if exec.accept(plan, &rec, &mut stats, sink) == Flow::Stop {
+                    if feed(plan, &mut exec, &mut stats, &rec, NO_CHECK, sink)? == Flow::Stop {
                         break;
                     }
                 }
