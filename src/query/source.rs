@@ -375,35 +375,27 @@ pub trait Source {
     ) -> Result<ScanStats, QueryError>;
 }
 
-impl Source for StoreTopic {
-    fn schema(&self) -> Option<&Schema> {
-        StoreTopic::schema(self)
-    }
+/// Implements [`Source`] with a source's own `schema` and `scan`.
+macro_rules! impl_source {
+    ($($t:ty),*) => {$(
+        impl Source for $t {
+            fn schema(&self) -> Option<&Schema> {
+                <$t>::schema(self)
+            }
 
-    fn scan(
-        &self,
-        plan: &Plan,
-        sink: &mut dyn FnMut(&[Cell]) -> bool,
-        progress: &mut dyn FnMut(&ScanStats),
-    ) -> Result<ScanStats, QueryError> {
-        StoreTopic::scan(self, plan, sink, progress)
-    }
+            fn scan(
+                &self,
+                plan: &Plan,
+                sink: &mut dyn FnMut(&[Cell]) -> bool,
+                progress: &mut dyn FnMut(&ScanStats),
+            ) -> Result<ScanStats, QueryError> {
+                <$t>::scan(self, plan, sink, progress)
+            }
+        }
+    )*};
 }
 
-impl Source for LiveTopic {
-    fn schema(&self) -> Option<&Schema> {
-        LiveTopic::schema(self)
-    }
-
-    fn scan(
-        &self,
-        plan: &Plan,
-        sink: &mut dyn FnMut(&[Cell]) -> bool,
-        progress: &mut dyn FnMut(&ScanStats),
-    ) -> Result<ScanStats, QueryError> {
-        LiveTopic::scan(self, plan, sink, progress)
-    }
-}
+impl_source!(StoreTopic, LiveTopic);
 
 /// A live topic's retained records.
 #[derive(Debug, Clone)]

@@ -4,13 +4,10 @@
 //!
 //! # Layout on disk
 //!
-//! ```text
-//! <store>/<topic>/<base position:020>.seg    a segment
-//! <store>/<topic>/<base position:020>.idx    its index of checksummed runs
-//! ```
-//!
-//! with a lock file and the preallocated next segment beside them: see [`format`],
-//! which holds every byte table, every file name and the one validator of the store.
+//! Each topic has a directory in the store holding its segments, one index per
+//! segment, a lock file and the preallocated next segment: see [`format`](mod@format), which holds
+//! every byte table, every file name ([`format::names`]) and the one validator
+//! ([`format::validate`]) of the store.
 //!
 //! A segment holds the topic's records byte for byte as they were in the ring (header
 //! and payload, 64-byte aligned; the ring's padding and gap records are left out). The

@@ -292,19 +292,7 @@ impl SegmentReader {
     /// [`StoreError::Corrupt`] for a damaged record on the way.
     pub fn seek_position(&self, pos: u64) -> Result<Option<(u64, u64)>, StoreError> {
         let i = self.index.partition_point(|e| e.position <= pos);
-        let (mut off, mut min) = if i == 0 {
-            (SEG_HEADER as u64, self.header.base)
-        } else {
-            (self.index[i - 1].offset, self.index[i - 1].position)
-        };
-        while let Some(r) = self.record_at(off, min)? {
-            if r.position >= pos {
-                return Ok(Some((r.offset, r.position)));
-            }
-            off = r.next_offset;
-            min = r.next_position;
-        }
-        Ok(None)
+        self.first_from_run(i, |r| r.position >= pos)
     }
 
     /// File offset and position of the first record (in log order) with a timestamp at
@@ -317,13 +305,22 @@ impl SegmentReader {
         // `max_ts_before` never decreases: every record before an entry whose value
         // is below `ts` is older than `ts`.
         let i = self.index.partition_point(|e| e.max_ts_before < ts);
-        let (mut off, mut min) = if i == 0 {
-            (SEG_HEADER as u64, self.header.base)
-        } else {
-            (self.index[i - 1].offset, self.index[i - 1].position)
+        self.first_from_run(i, |r| r.timestamp >= ts)
+    }
+
+    /// File offset and position of the first record, from the start of the run before
+    /// run `i` (or of the data), for which `hit` holds.
+    fn first_from_run(
+        &self,
+        i: usize,
+        hit: impl Fn(&StoredRecord<'_>) -> bool,
+    ) -> Result<Option<(u64, u64)>, StoreError> {
+        let (mut off, mut min) = match i.checked_sub(1) {
+            None => (SEG_HEADER as u64, self.header.base),
+            Some(j) => (self.index[j].offset, self.index[j].position),
         };
         while let Some(r) = self.record_at(off, min)? {
-            if r.timestamp >= ts {
+            if hit(&r) {
                 return Ok(Some((r.offset, r.position)));
             }
             off = r.next_offset;

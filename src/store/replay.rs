@@ -30,7 +30,7 @@
 //! evicted so that it does not hold producers back; it advances as the reader
 //! releases records (on the next call, or at once with [`Replay::commit`]), just as a
 //! live named subscriber's does. A lock file in the store
-//! (`<store>/<topic>/.replay-<hex name>.lock`) keeps two named replays of one name
+//! ([`replay_lock_path`]) keeps two named replays of one name
 //! apart; a process attaching the name directly meanwhile makes the replay fail with
 //! [`AttachError::NameInUse`].
 

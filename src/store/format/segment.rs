@@ -429,7 +429,7 @@ pub fn header_bytes(base: u64, type_id: u64, fingerprint: u64) -> [u8; SEG_HEADE
 /// as the ring holds them ([`encode_record`]), runs cut the way a rebuilt index cuts
 /// them (at position jumps and every `interval` bytes, [`index::DEFAULT_INTERVAL`] by
 /// default) with their checksums, and the footer with the data checksum. What it
-/// writes reads back through [`SegmentReader`] exactly like a recorder's segment.
+/// writes reads back through [`SegmentReader`](crate::store::SegmentReader) exactly like a recorder's segment.
 ///
 /// # Examples
 ///

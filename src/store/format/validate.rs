@@ -3,13 +3,13 @@
 //! the query engine's store source) checks them through these functions, so one file
 //! is judged the same way everywhere.
 //!
-//! - [`open_segment`]: header and footer (two small reads, no records);
-//! - [`sealed_index`]: a sealed segment's index, or one rebuilt from its records once
+//! - `open_segment`: header and footer (two small reads, no records);
+//! - `sealed_index`: a sealed segment's index, or one rebuilt from its records once
 //!   the footer's checksum of the data verifies;
-//! - [`scan_file`]: an unsealed segment's valid prefix (the runs of its index that
+//! - `scan_file`: an unsealed segment's valid prefix (the runs of its index that
 //!   verify, or the records' structure alone without an index);
-//! - [`check_runs`] / [`check_run`]: runs against the data (checksum, then structure);
-//! - [`runs_by_structure`]: cut records into runs from their structure alone.
+//! - `check_runs` / `check_run`: runs against the data (checksum, then structure);
+//! - `runs_by_structure`: cut records into runs from their structure alone.
 //!
 //! Problems inside a file are `(offset, what)` pairs until they meet a path, where
 //! they become [`StoreError::Corrupt`].

@@ -18,7 +18,7 @@
 //! each record, and the recorder writes that copy.
 //!
 //! Checksums are not in the records: while reading a record's bytes for its batch,
-//! the recorder computes the crc32c of each run (see [`super::index`]) and writes the
+//! the recorder computes the crc32c of each run (see [`super::format::index`]) and writes the
 //! runs' index entries with the batch. Writes go through a [`Storage`] backend, up to
 //! [`RecorderConfig::max_in_flight`] at once, and may complete out of order; the
 //! position is committed to the end of the longest prefix of completed batches (data
