@@ -762,4 +762,46 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_cursor_seeks_and_crosses_segments() {
+        let dir = temp_dir("cursor");
+        // Three segments of 10 records each (64 bytes apart), timestamps 100 + index,
+        // the second one starting after a gap.
+        let mut base = 0;
+        let mut all = Vec::new();
+        for s in 0..3u64 {
+            let mut b = SegmentBuilder::new(base, 0, 0);
+            for i in 0..10u64 {
+                let n = s * 10 + i;
+                all.push((b.push(100 + n, 0, &n.to_le_bytes()), 100 + n));
+            }
+            base = b.next_position() + if s == 0 { 640 } else { 0 };
+            b.write(&dir, &[]).unwrap();
+        }
+        let topic = StoredTopic::from_dir(&dir);
+        assert_eq!(topic.segments().unwrap().len(), 3);
+        assert_eq!(topic.end(), all.last().unwrap().0 + 64);
+        assert_eq!(topic.schema().unwrap(), (None, 0));
+        let read = |start| {
+            let mut c = topic.cursor(start).unwrap();
+            let mut out = Vec::new();
+            while let Some(r) = c.next_record().unwrap() {
+                out.push(r.position);
+            }
+            assert_eq!(c.position(), topic.end());
+            out
+        };
+        let positions: Vec<u64> = all.iter().map(|(p, _)| *p).collect();
+        assert_eq!(read(ReplayStart::Position(0)), positions);
+        // Inside the gap: the second segment's first record.
+        assert_eq!(read(ReplayStart::Position(640 + 64)), positions[10..]);
+        assert_eq!(read(ReplayStart::Time(115)), positions[15..]);
+        assert!(read(ReplayStart::Time(1_000)).is_empty());
+        let mut c = StoreCursor::new(&dir, 0);
+        assert_eq!(c.seek_time(1_000).unwrap(), None);
+        assert_eq!(c.position(), topic.end());
+        assert_eq!(c.seek_time(0).unwrap(), Some(0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
