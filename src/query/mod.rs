@@ -29,6 +29,19 @@
 //!   and [`LiveTopic`] (a snapshot of a ring's retained records; see
 //!   [`LiveTopic::scan`] for the semantics).
 //!
+//! # Modules
+//!
+//! | module      | job                                                                  |
+//! |-------------|----------------------------------------------------------------------|
+//! | `spec`      | [`QuerySpec`] as a user gives it, and its typed aggregates            |
+//! | `expr`      | the expression language: [`parse_expr`]                              |
+//! | `fields`    | header and schema fields, read from archived bytes                   |
+//! | `filter`    | [`Filter`]: an expression compiled against a schema                  |
+//! | `plan`      | [`Plan`], and (in `plan::aggregate`) running it: groups, windows     |
+//! | `source`    | [`StoreTopic`] and [`LiveTopic`], one [`Source`] trait and one scan loop |
+//! | `output`    | [`Cell`] and rows rendered as JSON, CSV or text                      |
+//! | `time`      | parsing and formatting times and durations                           |
+//!
 //! # Time ranges
 //!
 //! `from_time` is inclusive and `to_time` exclusive. Producer timestamps are only
@@ -73,23 +86,28 @@
 //! # Ok::<(), shmbus::query::QueryError>(())
 //! ```
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::PathBuf;
 
 use crate::error::{AttachError, OpenError, RecvError};
-use crate::schema::decode::push_json_str;
 use crate::store::StoreError;
 
-mod eval;
 mod expr;
+mod fields;
+mod filter;
+mod output;
 mod plan;
 mod source;
+mod spec;
 mod time;
 
-pub use eval::{Filter, HeaderField, Rec};
 pub use expr::{parse_expr, CmpOp, Expr, Number, Operand, OperandKind, ParseError, MAX_NESTING};
-pub use plan::{Plan, QuerySpec};
-pub use source::{LiveTopic, StoreTopic};
+pub use fields::{HeaderField, Rec};
+pub use filter::Filter;
+pub use output::{write_csv_field, write_csv_row, write_json_row, Cell};
+pub use plan::Plan;
+pub use source::{LiveTopic, Source, StoreTopic};
+pub use spec::QuerySpec;
 pub use time::{format_time, parse_duration, parse_time};
 
 pub use crate::schema::Schema;
@@ -280,118 +298,10 @@ impl ScanStats {
     }
 }
 
-/// One output value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    /// No value (a `None`, an empty aggregate, an undecodable field).
-    Null,
-    /// A bool.
-    Bool(bool),
-    /// An integer.
-    Int(i128),
-    /// A float.
-    Float(f64),
-    /// A timestamp, ns since the Unix epoch (JSON and CSV: the number; tables: RFC 3339).
-    Time(u64),
-    /// A string (also enum variants and chars).
-    Str(String),
-    /// A composite value already rendered as JSON.
-    Json(String),
-}
-
-impl Cell {
-    /// Appends the value as JSON.
-    pub fn write_json(&self, out: &mut String) {
-        match self {
-            Cell::Null => out.push_str("null"),
-            Cell::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Cell::Int(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Cell::Float(f) if f.is_finite() => {
-                let _ = write!(out, "{f:?}");
-            }
-            Cell::Float(_) => out.push_str("null"),
-            Cell::Time(t) => {
-                let _ = write!(out, "{t}");
-            }
-            Cell::Str(s) => push_json_str(out, s),
-            Cell::Json(j) => out.push_str(j),
-        }
-    }
-
-    /// The value for a human table (times as RFC 3339).
-    pub fn to_text(&self) -> String {
-        match self {
-            Cell::Null => "-".into(),
-            Cell::Time(t) => format_time(*t),
-            Cell::Str(s) => s.clone(),
-            other => {
-                let mut s = String::new();
-                other.write_json(&mut s);
-                s
-            }
-        }
-    }
-
-    /// Appends the value as one CSV field (RFC 4180 quoting; null is empty).
-    pub fn write_csv(&self, out: &mut String) {
-        let text = match self {
-            Cell::Null => return,
-            Cell::Str(s) | Cell::Json(s) => s.clone(),
-            other => {
-                let mut s = String::new();
-                other.write_json(&mut s);
-                s
-            }
-        };
-        write_csv_field(out, &text);
-    }
-}
-
-/// Appends `s` as one CSV field, quoted when it holds a comma, quote, CR or LF, or
-/// starts or ends with a space.
-pub fn write_csv_field(out: &mut String, s: &str) {
-    let quote = s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ');
-    if quote {
-        out.push('"');
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(s);
-    }
-}
-
-/// Appends one JSON object line (`{"col":value,...}` and `\n`) for a row.
-pub fn write_json_row(out: &mut String, columns: &[String], cells: &[Cell]) {
-    out.push('{');
-    for (i, (c, v)) in columns.iter().zip(cells).enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_json_str(out, c);
-        out.push(':');
-        v.write_json(out);
-    }
-    out.push_str("}\n");
-}
-
-/// Appends one CSV line for a row (or, with `Cell::Str`s of the column names, the
-/// header).
-pub fn write_csv_row(out: &mut String, cells: &[Cell]) {
-    for (i, v) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        v.write_csv(out);
-    }
-    out.push_str("\r\n");
-}
-
 /// Every leaf field path of a schema (nested structs flattened to dotted paths), in
 /// declaration order: the columns of an export.
 pub fn leaf_paths(schema: &Schema) -> Vec<String> {
     let mut out = Vec::new();
-    eval::leaf_paths(schema.root(), "", &mut out);
+    fields::leaf_paths(schema.root(), "", &mut out);
     out
 }

@@ -1,22 +1,18 @@
-//! Where queries read records: a store's segments, or a live topic's ring.
+//! Where queries read records: a store's segments, or a live topic's ring, behind one
+//! [`Source`] trait and one step of the scan loop ([`feed`]). The store's segments are
+//! opened, checked and read through the store's own reader and validator
+//! ([`crate::store::StoredTopic`], [`SegmentReader`]).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use zerocopy::FromBytes;
-
 use crate::error::RecvError;
-use crate::query::eval::Rec;
+use crate::query::fields::Rec;
 use crate::query::plan::{Exec, Flow, Plan};
 use crate::query::{Cell, QueryError, ScanStats};
 use crate::schema::Schema;
-use crate::store::segment::{
-    list_segments, Footer, SegHeader, SegmentInfo, SegmentReader, Trailer, FOOTER_MAGIC,
-    FOOTER_SIZE, SEG_HEADER, SEG_MAGIC, SEG_VERSION, TRAILER_MAGIC, TRAILER_SIZE,
-};
-use crate::store::StoreError;
+use crate::store::format::segment::SEG_HEADER;
+use crate::store::{list_segments, SegmentMeta, SegmentReader, StoreError, StoredTopic};
 use crate::topic::bus::{Raw, Topic};
 use crate::topic::subscriber::Start;
 use crate::topic::wait::Wait;
@@ -24,19 +20,12 @@ use crate::topic::wait::Wait;
 /// Records between two calls of the progress callback.
 const PROGRESS_EVERY: u64 = 1 << 20;
 
-/// A segment of a store topic, with its footer if it is sealed.
-#[derive(Debug, Clone)]
-struct Seg {
-    info: SegmentInfo,
-    footer: Option<Footer>,
-}
-
 /// One topic of a store, ready to be scanned: its segments (by base position) and the
 /// schema stored in their footers.
 #[derive(Debug, Clone)]
 pub struct StoreTopic {
     dir: PathBuf,
-    segs: Vec<Seg>,
+    segs: Vec<SegmentMeta>,
     schema: Option<Schema>,
 }
 
@@ -45,14 +34,6 @@ fn corrupt(path: &Path, offset: u64, what: &str) -> QueryError {
         path: path.to_path_buf(),
         offset,
         what: what.to_string(),
-    })
-}
-
-fn io(path: &Path, op: &'static str, source: std::io::Error) -> QueryError {
-    QueryError::Store(StoreError::Io {
-        path: path.to_path_buf(),
-        op,
-        source,
     })
 }
 
@@ -69,81 +50,6 @@ fn store_topics(store: &Path) -> Vec<String> {
     }
     out.sort();
     out
-}
-
-/// Reads a sealed segment's footer and schema (checking magic and checksum) with two
-/// small reads; `Ok(None)` if the file has no valid trailer (not sealed).
-fn peek_footer(path: &Path, len: u64) -> Result<Option<(Footer, Vec<u8>)>, QueryError> {
-    let min = (SEG_HEADER + FOOTER_SIZE + TRAILER_SIZE) as u64;
-    if len < min {
-        return Ok(None);
-    }
-    let file = File::open(path).map_err(|e| io(path, "open segment", e))?;
-    let mut h = [0u8; SEG_HEADER];
-    file.read_exact_at(&mut h, 0)
-        .map_err(|e| io(path, "read segment header", e))?;
-    check_header(path, &h)?;
-    let mut t = [0u8; TRAILER_SIZE];
-    file.read_exact_at(&mut t, len - TRAILER_SIZE as u64)
-        .map_err(|e| io(path, "read segment trailer", e))?;
-    let Ok(trailer) = Trailer::read_from_bytes(&t) else {
-        return Ok(None);
-    };
-    if trailer.magic != TRAILER_MAGIC {
-        return Ok(None);
-    }
-    let at = trailer.footer_off;
-    if at < SEG_HEADER as u64 || at > len - min + SEG_HEADER as u64 {
-        return Err(corrupt(
-            path,
-            len - TRAILER_SIZE as u64,
-            "trailer points outside the file",
-        ));
-    }
-    let mut fb = [0u8; FOOTER_SIZE];
-    file.read_exact_at(&mut fb, at)
-        .map_err(|e| io(path, "read segment footer", e))?;
-    let Ok(mut footer) = Footer::read_from_bytes(&fb) else {
-        return Err(corrupt(path, at, "unreadable footer"));
-    };
-    if footer.magic != FOOTER_MAGIC || footer.data_end != at {
-        return Err(corrupt(path, at, "bad footer"));
-    }
-    let schema_len = u64::from(footer.schema_len);
-    if at + FOOTER_SIZE as u64 + schema_len + TRAILER_SIZE as u64 != len {
-        return Err(corrupt(
-            path,
-            at + 76,
-            "footer schema length disagrees with the file size",
-        ));
-    }
-    let mut schema = vec![0u8; schema_len as usize];
-    file.read_exact_at(&mut schema, at + FOOTER_SIZE as u64)
-        .map_err(|e| io(path, "read segment schema", e))?;
-    let stored = footer.footer_crc;
-    footer.footer_crc = 0;
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(zerocopy::IntoBytes::as_bytes(&footer)),
-        &schema,
-    );
-    footer.footer_crc = stored;
-    if crc != stored {
-        return Err(corrupt(path, at + 80, "footer checksum mismatch"));
-    }
-    Ok(Some((footer, schema)))
-}
-
-fn check_header(path: &Path, h: &[u8]) -> Result<SegHeader, QueryError> {
-    let Ok(hdr) = SegHeader::read_from_bytes(h) else {
-        return Err(corrupt(path, 0, "segment header is truncated"));
-    };
-    if hdr.magic != SEG_MAGIC {
-        return Err(corrupt(path, 0, "not a shmbus segment (bad magic)"));
-    }
-    if hdr.version != SEG_VERSION || hdr.header_size != SEG_HEADER as u32 {
-        return Err(corrupt(path, 8, "unsupported segment version"));
-    }
-    Ok(hdr)
 }
 
 impl StoreTopic {
@@ -170,13 +76,14 @@ impl StoreTopic {
             store: Some(store.to_path_buf()),
             known: store_topics(store),
         })?;
-        let dir = crate::store::topic_dir(store, topic);
-        let infos = if dir.is_dir() {
-            list_segments(&dir).map_err(QueryError::Store)?
+        let stored = StoredTopic::new(store, topic);
+        let dir = stored.dir().to_path_buf();
+        let segs = if dir.is_dir() {
+            stored.peek_segments().map_err(QueryError::Store)?
         } else {
             Vec::new()
         };
-        if infos.is_empty() {
+        if segs.is_empty() {
             let known = store_topics(store);
             if known.is_empty() {
                 return Err(not_store("it holds no topic directories with segments"));
@@ -187,43 +94,25 @@ impl StoreTopic {
                 known,
             });
         }
-        let mut segs = Vec::with_capacity(infos.len());
-        let mut schema_bytes: Option<(Vec<u8>, PathBuf)> = None;
-        for info in infos {
-            let footer = match peek_footer(&info.path, info.len) {
-                Ok(f) => f,
-                // Deleted by retention since the listing: not part of the store now.
-                Err(QueryError::Store(StoreError::Io { source, .. }))
-                    if source.kind() == std::io::ErrorKind::NotFound =>
-                {
-                    continue
+        let mut schema_bytes: Option<(&[u8], &Path)> = None;
+        for seg in segs.iter().filter(|s| s.footer.is_some()) {
+            match schema_bytes {
+                None => schema_bytes = Some((&seg.schema, &seg.info.path)),
+                Some((s, first)) if *s != seg.schema[..] => {
+                    return Err(corrupt(
+                        &seg.info.path,
+                        seg.schema_offset(),
+                        &format!("its schema differs from that of {}", first.display()),
+                    ))
                 }
-                Err(e) => return Err(e),
-            };
-            let footer = footer.map(|(f, schema)| {
-                match &schema_bytes {
-                    None => schema_bytes = Some((schema, info.path.clone())),
-                    Some((s, first)) if *s != schema => {
-                        return Err(corrupt(
-                            &info.path,
-                            f.data_end + FOOTER_SIZE as u64,
-                            &format!("its schema differs from that of {}", first.display()),
-                        ))
-                    }
-                    Some(_) => {}
-                }
-                Ok(f)
-            });
-            segs.push(Seg {
-                info,
-                footer: footer.transpose()?,
-            });
+                Some(_) => {}
+            }
         }
         let schema = match schema_bytes {
-            Some((b, _)) if b.is_empty() => None,
-            Some((b, path)) => Some(Schema::decode(&b).map_err(|e| {
+            Some(([], _)) => None,
+            Some((b, path)) => Some(Schema::decode(b).map_err(|e| {
                 corrupt(
-                    &path,
+                    path,
                     e.offset().unwrap_or(0) as u64,
                     &format!("stored schema: {e}"),
                 )
@@ -301,9 +190,7 @@ impl StoreTopic {
                 let before_time = plan.from_time.is_some_and(|t| f.max_ts < t);
                 // `--to-time` is exclusive; a footer without a smallest timestamp
                 // (0, older files) never skips.
-                let after_time = plan
-                    .to_time
-                    .is_some_and(|t| f.min_ts() >= t && f.min_ts() > 0);
+                let after_time = plan.to_time.is_some_and(|t| f.min_ts >= t && f.min_ts > 0);
                 let before_pos = plan.from_position.is_some_and(|p| f.end_pos <= p);
                 if empty || before_time || after_time || before_pos {
                     stats.segments_skipped += 1;
@@ -376,14 +263,21 @@ fn scan_segment(
     let Some(first) = reader.run_at(off) else {
         return Ok(Flow::Continue);
     };
-    let verify_first = plan.filter_needs_payload();
-    let verify_out = plan.output_needs_payload();
     let mut next_progress = stats.records_scanned + PROGRESS_EVERY;
     let (start_off, mut end_off) = (off, off);
     let mut flow = Flow::Continue;
     'runs: for i in first..reader.index().len() {
         let Some(run) = reader.run(i) else { break };
         let mut verified = run.is_verified();
+        let mut verify = |stats: &mut ScanStats| -> Result<(), QueryError> {
+            if !verified {
+                run.verify()?;
+                stats.runs_verified += 1;
+                verified = true;
+            }
+            stats.payloads_verified += 1;
+            Ok(())
+        };
         for r in run.records_from(off) {
             let r = r?;
             end_off = r.next_offset;
@@ -400,35 +294,7 @@ fn scan_segment(
                 type_id: r.type_id,
                 payload: r.bytes,
             };
-            if !plan.in_range(&rec) {
-                continue;
-            }
-            if verify_first {
-                if !verified {
-                    run.verify()?;
-                    stats.runs_verified += 1;
-                    verified = true;
-                }
-                stats.payloads_verified += 1;
-            }
-            match plan.matches(&rec) {
-                Some(true) => {}
-                Some(false) => continue,
-                None => {
-                    stats.undecodable += 1;
-                    continue;
-                }
-            }
-            if verify_out && !verify_first {
-                if !verified {
-                    run.verify()?;
-                    stats.runs_verified += 1;
-                    verified = true;
-                }
-                stats.payloads_verified += 1;
-            }
-            stats.records_matched += 1;
-            if exec.accept(plan, &rec, stats, sink) == Flow::Stop {
+            if feed(plan, exec, stats, &rec, Some(&mut verify), sink)? == Flow::Stop {
                 flow = Flow::Stop;
                 break 'runs;
             }
@@ -437,6 +303,99 @@ fn scan_segment(
     stats.bytes_scanned += end_off - start_off;
     Ok(flow)
 }
+
+/// A live ring's records need no check before their payload is used: the subscriber
+/// validated them.
+const NO_CHECK: Option<&mut NoCheck> = None;
+
+/// The type of [`NO_CHECK`].
+type NoCheck = fn(&mut ScanStats) -> Result<(), QueryError>;
+
+/// The scan loop's work on one record, the same for every source: the plan's range,
+/// then the filter, then the output. `check` runs before the record's payload is
+/// first used (by the filter, or else by the output): the store verifies the crc32c
+/// of the record's run there; a live ring has nothing to check (`None`).
+///
+/// Generic over the check so that it is inlined into each source's loop.
+#[inline]
+fn feed<C: FnMut(&mut ScanStats) -> Result<(), QueryError>>(
+    plan: &Plan,
+    exec: &mut Exec,
+    stats: &mut ScanStats,
+    rec: &Rec<'_>,
+    mut check: Option<&mut C>,
+    sink: &mut dyn FnMut(&[Cell]) -> bool,
+) -> Result<Flow, QueryError> {
+    if !plan.in_range(rec) {
+        return Ok(Flow::Continue);
+    }
+    let filter_reads = plan.filter_needs_payload();
+    if filter_reads {
+        if let Some(c) = check.as_mut() {
+            c(stats)?;
+        }
+    }
+    match plan.matches(rec) {
+        Some(true) => {}
+        Some(false) => return Ok(Flow::Continue),
+        None => {
+            stats.undecodable += 1;
+            return Ok(Flow::Continue);
+        }
+    }
+    if plan.output_needs_payload() && !filter_reads {
+        if let Some(c) = check.as_mut() {
+            c(stats)?;
+        }
+    }
+    stats.records_matched += 1;
+    Ok(exec.accept(plan, rec, stats, sink))
+}
+
+/// Where a query reads records: a store's segments ([`StoreTopic`]) or a live topic's
+/// ring ([`LiveTopic`]). Both run every record through the same step of the scan loop
+/// (range, filter with the payload checked before its first use, output); they differ
+/// only in how they walk their records.
+pub trait Source {
+    /// The topic's schema, if it has one.
+    fn schema(&self) -> Option<&Schema>;
+
+    /// Runs `plan` over the records. Matching rows (or, for aggregates, the result
+    /// rows at the end) go to `sink`, which returns false to stop early; `progress` is
+    /// called now and then with the counters so far.
+    ///
+    /// # Errors
+    ///
+    /// As the source's own `scan`.
+    fn scan(
+        &self,
+        plan: &Plan,
+        sink: &mut dyn FnMut(&[Cell]) -> bool,
+        progress: &mut dyn FnMut(&ScanStats),
+    ) -> Result<ScanStats, QueryError>;
+}
+
+/// Implements [`Source`] with a source's own `schema` and `scan`.
+macro_rules! impl_source {
+    ($($t:ty),*) => {$(
+        impl Source for $t {
+            fn schema(&self) -> Option<&Schema> {
+                <$t>::schema(self)
+            }
+
+            fn scan(
+                &self,
+                plan: &Plan,
+                sink: &mut dyn FnMut(&[Cell]) -> bool,
+                progress: &mut dyn FnMut(&ScanStats),
+            ) -> Result<ScanStats, QueryError> {
+                <$t>::scan(self, plan, sink, progress)
+            }
+        }
+    )*};
+}
+
+impl_source!(StoreTopic, LiveTopic);
 
 /// A live topic's retained records.
 #[derive(Debug, Clone)]
@@ -501,19 +460,7 @@ impl LiveTopic {
                     if stats.records_scanned % PROGRESS_EVERY == 0 {
                         progress(&stats);
                     }
-                    if !plan.in_range(&rec) {
-                        continue;
-                    }
-                    match plan.matches(&rec) {
-                        Some(true) => {}
-                        Some(false) => continue,
-                        None => {
-                            stats.undecodable += 1;
-                            continue;
-                        }
-                    }
-                    stats.records_matched += 1;
-                    if exec.accept(plan, &rec, &mut stats, sink) == Flow::Stop {
+                    if feed(plan, &mut exec, &mut stats, &rec, NO_CHECK, sink)? == Flow::Stop {
                         break;
                     }
                 }

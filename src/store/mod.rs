@@ -4,13 +4,10 @@
 //!
 //! # Layout on disk
 //!
-//! ```text
-//! <store>/<topic>/.lock                      flock held by the one recorder
-//! <store>/<topic>/<base position:020>.seg    a segment (see [`segment`])
-//! <store>/<topic>/<base position:020>.idx    its index of checksummed runs (see [`index`])
-//! <store>/<topic>/.next.prep                 the next segment, preallocated ahead
-//! <store>/<topic>/.replay-<hex name>.lock    flock held by a named replay
-//! ```
+//! Each topic has a directory in the store holding its segments, one index per
+//! segment, a lock file and the preallocated next segment: see [`format`](mod@format), which holds
+//! every byte table, every file name ([`format::names`]) and the one validator
+//! ([`format::validate`]) of the store.
 //!
 //! A segment holds the topic's records byte for byte as they were in the ring (header
 //! and payload, 64-byte aligned; the ring's padding and gap records are left out). The
@@ -64,25 +61,35 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{AttachError, OpenError, RecvError};
 
-pub mod index;
+// Modules, each with one job:
+// - `format/`: the bytes on disk (segment, index, file names, the one validator);
+// - `reader`: reading segments, and the cursor shared by replay, query and CLI;
+// - `storage/`: where the recorder's bytes go (io_uring, pwrite, fault injection);
+// - `recorder/`: the recorder thread; `recovery`, `verify`, `retention`, `replay`.
+pub mod format;
+pub mod reader;
 pub mod recorder;
 pub mod recovery;
 pub mod replay;
 pub mod retention;
-pub mod segment;
 pub mod storage;
+pub mod verify;
 
+pub use format::names::{list_segments, topic_dir, SegmentInfo};
+pub use format::segment::{StoredRecord, Summary};
+pub use format::SegmentBuilder;
+pub use reader::{Run, RunRecords, SegmentMeta, SegmentReader, StoreCursor, StoredTopic};
 pub use recorder::{lock, Fsync, Lock, Recorder, RecorderConfig, RecorderHandle, RecorderStats};
-pub use recovery::{recover_topic, verify_segment, verify_topic, RecoveryReport, SegmentCheck};
+pub use recovery::{recover_topic, RecoveryReport};
 pub use replay::{Replay, ReplayEvent, ReplayStart};
 pub use retention::{apply_retention, Retention, RetentionReport};
-pub use segment::{
-    list_segments, Run, RunRecords, SegmentBuilder, SegmentInfo, SegmentReader, StoredRecord,
-};
 pub use storage::{
-    buffered_writes_nowait, FaultControl, FaultStorage, Fdatasync, PwriteStorage, Storage,
-    StorageKind, Syncer, UringStorage, Write,
+    buffered_writes_nowait, Fdatasync, PwriteStorage, Storage, StorageKind, Syncer, UringStorage,
+    Write,
 };
+#[cfg(any(test, feature = "testing"))]
+pub use storage::{FaultControl, FaultStorage};
+pub use verify::{verify_segment, verify_topic, SegmentCheck};
 
 /// A store operation failed.
 #[derive(Debug)]
@@ -220,11 +227,6 @@ impl StoreError {
 pub(crate) fn io_err(path: &Path, op: &'static str) -> impl FnOnce(io::Error) -> StoreError {
     let path = path.to_path_buf();
     move |source| StoreError::Io { path, op, source }
-}
-
-/// Directory of one topic in a store.
-pub fn topic_dir(store: &Path, topic: &str) -> PathBuf {
-    store.join(topic)
 }
 
 /// Refuse a topic's store directory that is world-writable or owned by another user

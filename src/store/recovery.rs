@@ -1,4 +1,5 @@
-//! Recovery and verification of a topic's segments.
+//! Recovery of a topic's segments (checking them without changing anything is
+//! [`super::verify`]).
 //!
 //! After a crash the last segment is unsealed: preallocated, its records followed by
 //! zeros, possibly ending in a torn batch. Recovery keeps the longest valid prefix:
@@ -38,11 +39,11 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::index;
-use super::segment::{
-    check_header, list_segments, read_footer, scan_file, SegmentReader, Summary, FOOTER_MAGIC,
-    SEG_HEADER,
-};
+use super::format::index;
+use super::format::names::{idx_tmp_path, list_segments, prepared_path};
+use super::format::segment::{Summary, FOOTER_MAGIC, SEG_HEADER};
+use super::format::validate::{check_header, read_at_most, read_footer, scan_file};
+use super::reader::SegmentReader;
 use super::{io_err, StoreError};
 
 /// What recovery found and did.
@@ -141,7 +142,7 @@ pub(crate) fn write_index(
     entries: &[index::IndexEntry],
     sync: bool,
 ) -> Result<(), StoreError> {
-    let tmp = path.with_extension("idx.tmp");
+    let tmp = idx_tmp_path(path);
     let bytes = index::encode(base, entries);
     let f = File::create(&tmp).map_err(io_err(&tmp, "create index"))?;
     f.write_all_at(&bytes, 0)
@@ -172,7 +173,7 @@ pub(crate) fn recover(
     continue_tail: bool,
 ) -> Result<RecoveryReport, StoreError> {
     let mut report = RecoveryReport::default();
-    remove(&dir.join(".next.prep"), &mut report)?;
+    remove(&prepared_path(dir), &mut report)?;
     let segs = list_segments(dir)?;
     let mut n = segs.len();
     for (i, seg) in segs.iter().enumerate() {
@@ -188,8 +189,7 @@ pub(crate) fn recover(
             .map_err(io_err(path, "open segment"))?;
         let len = file.metadata().map_err(io_err(path, "stat segment"))?.len();
         let mut hb = [0u8; SEG_HEADER];
-        let got = super::segment::read_at_most(&file, &mut hb, 0)
-            .map_err(io_err(path, "read segment header"))?;
+        let got = read_at_most(&file, &mut hb, 0).map_err(io_err(path, "read segment header"))?;
         let header = match check_header(path, &hb[..got]) {
             Ok(h) => h,
             Err(e) => {
@@ -303,57 +303,4 @@ pub(crate) fn recover(
         }
     }
     Ok(report)
-}
-
-/// The outcome of checking one segment.
-#[derive(Debug)]
-pub struct SegmentCheck {
-    /// The segment file.
-    pub path: PathBuf,
-    /// Whether it has a valid footer.
-    pub sealed: bool,
-    /// Valid records found.
-    pub records: u64,
-    /// Whether its index file was missing or damaged.
-    pub index_damaged: bool,
-    /// The first problem, with its offset.
-    pub error: Option<StoreError>,
-}
-
-/// Check every segment of topic directory `dir` without changing anything: headers,
-/// footers, every record's checksum, the data checksums and the indexes.
-///
-/// # Errors
-///
-/// [`StoreError::Io`] if the directory cannot be listed; problems with single segments
-/// are reported in their [`SegmentCheck`].
-pub fn verify_topic(dir: &Path) -> Result<Vec<SegmentCheck>, StoreError> {
-    Ok(list_segments(dir)?
-        .iter()
-        .map(|seg| verify_segment(&seg.path))
-        .collect())
-}
-
-/// Check one segment file (and its index) without changing anything, as
-/// [`verify_topic`] does for each: for tools that report progress segment by segment.
-pub fn verify_segment(path: &Path) -> SegmentCheck {
-    let mut c = SegmentCheck {
-        path: path.to_path_buf(),
-        sealed: false,
-        records: 0,
-        index_damaged: false,
-        error: None,
-    };
-    match SegmentReader::open(path) {
-        Ok(r) => {
-            c.sealed = r.sealed();
-            c.index_damaged = r.index_rebuilt();
-            match r.verify() {
-                Ok(n) => c.records = n,
-                Err(e) => c.error = Some(e),
-            }
-        }
-        Err(e) => c.error = Some(e),
-    }
-    c
 }

@@ -30,15 +30,16 @@
 //! evicted so that it does not hold producers back; it advances as the reader
 //! releases records (on the next call, or at once with [`Replay::commit`]), just as a
 //! live named subscriber's does. A lock file in the store
-//! (`<store>/<topic>/.replay-<hex name>.lock`) keeps two named replays of one name
+//! ([`replay_lock_path`]) keeps two named replays of one name
 //! apart; a process attaching the name directly meanwhile makes the replay fail with
 //! [`AttachError::NameInUse`].
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::format::names::replay_lock_path;
+use super::reader::StoreCursor;
 use super::recorder::{lock_file, Lock};
-use super::segment::{list_segments, SegmentReader};
 use super::{io_err, StoreError};
 use crate::error::AttachError;
 use crate::topic::bus::{Payload, SubscriberState, Topic};
@@ -96,8 +97,9 @@ impl<'a> ReplayEvent<'a> {
 pub struct Replay<E: Payload = crate::Raw> {
     topic: Topic<E>,
     dir: PathBuf,
-    next: u64,
-    seg: Option<(SegmentReader, u64)>,
+    /// The records on disk; its position is `next`, the position after the last
+    /// record delivered.
+    disk: StoreCursor,
     live: Option<Subscriber<E>>,
     from_disk: u64,
     skipped: u64,
@@ -120,7 +122,7 @@ impl<E: Payload> std::fmt::Debug for Replay<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replay")
             .field("dir", &self.dir)
-            .field("next", &self.next)
+            .field("next", &self.disk.position())
             .field("live", &self.live.is_some())
             .finish()
     }
@@ -147,9 +149,8 @@ impl<E: Payload> Replay<E> {
         super::check_store_dir(&dir)?;
         let mut r = Replay {
             topic: topic.clone(),
+            disk: StoreCursor::new(&dir, 0),
             dir,
-            next: 0,
-            seg: None,
             live: None,
             from_disk: 0,
             skipped: 0,
@@ -157,8 +158,13 @@ impl<E: Payload> Replay<E> {
             holder: None,
         };
         match start {
-            ReplayStart::Position(p) => r.next = p,
-            ReplayStart::Time(t) => r.next = r.find_time(t)?,
+            ReplayStart::Position(p) => r.disk.skip_to(p),
+            ReplayStart::Time(t) => {
+                let p = r.find_time(t)?;
+                if p != r.disk.position() {
+                    r.disk.skip_to(p);
+                }
+            }
         }
         Ok(r)
     }
@@ -201,8 +207,7 @@ impl<E: Payload> Replay<E> {
     ) -> Result<Replay<E>, StoreError> {
         let dir = super::topic_dir(store.as_ref(), topic.name());
         std::fs::create_dir_all(&dir).map_err(io_err(&dir, "create store directory"))?;
-        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
-        let lock = lock_file(dir.join(format!(".replay-{hex}.lock")))?;
+        let lock = lock_file(replay_lock_path(&dir, name))?;
         let mut r = Replay::open(topic, store, ReplayStart::Position(0))?;
         let exists = topic
             .subscribers()
@@ -220,18 +225,18 @@ impl<E: Payload> Replay<E> {
             .open();
         match opened {
             Ok(s) => {
-                r.next = s.position();
+                r.disk.skip_to(s.position());
                 r.live = Some(s);
                 r.named = Some(Named {
                     name: name.to_string(),
                     slot: usize::MAX,
-                    committed: r.next,
+                    committed: r.disk.position(),
                     _lock: lock,
                 });
             }
             Err(AttachError::PositionLost { requested, .. }) => {
                 let (slot, pos) = park_named(topic, name, requested)?;
-                r.next = pos;
+                r.disk.skip_to(pos);
                 r.named = Some(Named {
                     name: name.to_string(),
                     slot,
@@ -263,32 +268,24 @@ impl<E: Payload> Replay<E> {
         let Some(n) = self.named.as_mut() else {
             return Ok(());
         };
-        if n.committed == self.next {
+        let next = self.disk.position();
+        if n.committed == next {
             return Ok(());
         }
-        if !move_parked(&self.topic, n.slot, n.committed, self.next) {
+        if !move_parked(&self.topic, n.slot, n.committed, next) {
             return Err(AttachError::NameInUse(n.name.clone()).into());
         }
-        n.committed = self.next;
+        n.committed = next;
         Ok(())
     }
 
-    /// The position of the first record at or after `t`: on disk, else in the ring,
-    /// else the ring's tail.
+    /// The position of the first record at or after `t`: on disk (the cursor is then
+    /// there), else in the ring, else the ring's tail.
     fn find_time(&mut self, t: u64) -> Result<u64, StoreError> {
-        let segs = list_segments(&self.dir)?;
-        let mut end = None;
-        for s in &segs {
-            let r = SegmentReader::open(&s.path)?;
-            if r.summary().count > 0 {
-                end = Some(r.summary().end_pos);
-            }
-            if r.summary().count > 0 && r.summary().max_ts >= t {
-                if let Some((_, pos)) = r.seek_time(t)? {
-                    return Ok(pos);
-                }
-            }
+        if let Some(pos) = self.disk.seek_time(t)? {
+            return Ok(pos);
         }
+        let end = (self.disk.position() > 0).then(|| self.disk.position());
         // Not on disk: scan the ring from the store's end.
         let start = match end {
             Some(e) => Start::Position(e),
@@ -313,7 +310,7 @@ impl<E: Payload> Replay<E> {
     pub fn position(&self) -> u64 {
         match &self.live {
             Some(s) => s.position(),
-            None => self.next,
+            None => self.disk.position(),
         }
     }
 
@@ -350,10 +347,7 @@ impl<E: Payload> Replay<E> {
             self.publish_parked()?;
             match self.advance()? {
                 Step::Disk(off) => {
-                    let Some((seg, _)) = self.seg.as_ref() else {
-                        unreachable!("advance found a record")
-                    };
-                    let Some(r) = seg.validated_at(off) else {
+                    let Some(r) = self.disk.record_at(off) else {
                         unreachable!("validated by advance")
                     };
                     return Ok(Some(ReplayEvent {
@@ -388,37 +382,23 @@ impl<E: Payload> Replay<E> {
     /// Find the next record on disk, or join the ring.
     fn advance(&mut self) -> Result<Step, StoreError> {
         loop {
-            if let Some((seg, off)) = self.seg.as_mut() {
-                match seg.record_at(*off, self.next)? {
-                    Some(r) => {
-                        let at = *off;
-                        *off = r.next_offset;
-                        self.next = r.next_position;
-                        self.from_disk += 1;
-                        return Ok(Step::Disk(at));
-                    }
-                    None => {
-                        let (sealed, base) = (seg.sealed(), seg.base());
-                        self.seg = None;
-                        if sealed && self.open_segment_after(base)? {
-                            continue;
-                        }
-                    }
-                }
-            } else if self.open_segment_for(self.next)? {
-                continue;
+            if let Some(off) = self.disk.advance()? {
+                self.from_disk += 1;
+                return Ok(Step::Disk(off));
             }
+            let next = self.disk.position();
             // Nothing more on disk right now. A holder keeps the ring from `hold` on;
             // what is before it left the ring or is on disk.
             if let Some(hold) = self.holder.as_ref().map(|h| h.position()) {
-                if hold > self.next {
-                    if self.open_segment_for(self.next)? {
-                        continue;
+                if hold > next {
+                    if let Some(off) = self.disk.advance()? {
+                        self.from_disk += 1;
+                        return Ok(Step::Disk(off));
                     }
                     // Neither on disk nor in the ring: only padding and gaps lay there
                     // (or, without a recorder, records lost in a lossy topic).
-                    self.skipped += hold - self.next;
-                    self.next = hold;
+                    self.skipped += hold - next;
+                    self.disk.skip_to(hold);
                 }
             }
             // Join at exactly `next` if the ring still has it (for a named replay this
@@ -426,7 +406,7 @@ impl<E: Payload> Replay<E> {
             let attempt = self
                 .topic
                 .subscriber()
-                .start(Start::Position(self.next))
+                .start(Start::Position(self.disk.position()))
                 .manual_commit(self.named.is_some())
                 .open();
             match attempt {
@@ -448,8 +428,9 @@ impl<E: Payload> Replay<E> {
                 Err(AttachError::PositionLost { oldest, .. }) => {
                     // Producers moved past `next` while we read: the recorder persisted
                     // it first, so read the disk again.
-                    if self.open_segment_for(self.next)? {
-                        continue;
+                    if let Some(off) = self.disk.advance()? {
+                        self.from_disk += 1;
+                        return Ok(Step::Disk(off));
                     }
                     if self.holder.is_none() {
                         // Hold the ring at its slowest subscriber (the recorder, if it
@@ -486,38 +467,12 @@ impl<E: Payload> Replay<E> {
                         }
                     }
                     // No subscriber holds the ring (no recorder): what left it is lost.
-                    self.skipped += oldest.saturating_sub(self.next);
-                    self.next = self.next.max(oldest);
+                    let next = self.disk.position();
+                    self.skipped += oldest.saturating_sub(next);
+                    self.disk.skip_to(next.max(oldest));
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-
-    /// Open the segment holding the first record at or after `pos`; false if none.
-    fn open_segment_for(&mut self, pos: u64) -> Result<bool, StoreError> {
-        let segs = list_segments(&self.dir)?;
-        let first = segs.partition_point(|s| s.base <= pos).saturating_sub(1);
-        for s in segs.iter().skip(first) {
-            let r = SegmentReader::open(&s.path)?;
-            if let Some((off, _)) = r.seek_position(pos)? {
-                self.seg = Some((r, off));
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Open the first segment after the one at `base`; false if none.
-    fn open_segment_after(&mut self, base: u64) -> Result<bool, StoreError> {
-        let segs = list_segments(&self.dir)?;
-        for s in segs.iter().filter(|s| s.base > base) {
-            let r = SegmentReader::open(&s.path)?;
-            if let Some((off, _)) = r.seek_position(self.next)? {
-                self.seg = Some((r, off));
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 }

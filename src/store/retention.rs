@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::segment::{list_segments, read_footer};
+use super::format::names::list_segments;
+use super::format::validate::read_footer;
 use super::{io_err, StoreError};
 use crate::topic::bus::{Payload, Topic};
 

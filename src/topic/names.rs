@@ -1,10 +1,7 @@
-//! Where a bus lives and the names of the files the library leaves beside its rings and
-//! segments, for tools that look at a bus or a store from outside (the CLI's `gc`,
-//! `doctor` and `verify`).
-//!
-//! The writers are `TopicBuilder` (temporary ring files) and the recorder (the
-//! preallocated next segment); these are their names in one place, so a tool never has
-//! to guess them from a directory listing.
+//! Where a bus lives and the names of the files the library leaves beside its rings, for
+//! [`Bus`](crate::Bus), [`TopicBuilder`](crate::TopicBuilder) and tools that look at a bus
+//! from outside (the CLI's `gc` and `doctor`). The store's file names are in
+//! [`crate::store::format::names`].
 
 use std::path::PathBuf;
 
@@ -13,10 +10,6 @@ use crate::topic::bus::DEFAULT_ROOT;
 /// The environment variable that overrides [`DEFAULT_ROOT`], the directory holding
 /// buses that are given by name.
 pub const ROOT_ENV: &str = "SHMBUS_DIR";
-
-/// The file name of the recorder's preallocated next segment in a topic's store
-/// directory (`<store>/<topic>/.next.prep`).
-pub const NEXT_SEGMENT: &str = ".next.prep";
 
 /// The directory of a bus given as a user would give it: a bus *name* lives under
 /// `$SHMBUS_DIR` (default [`DEFAULT_ROOT`]); a string containing `/` is the directory

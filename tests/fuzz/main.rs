@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 use shmbus::ring::layout::HEADER_SIZE;
-use shmbus::store::{index, segment};
+use shmbus::store::format::{index, segment};
 use shmbus::Event;
 
 use targets::{archive, order, Order, Tick};

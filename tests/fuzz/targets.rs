@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use shmbus::ring::layout::{HEADER_SIZE, READY};
 use shmbus::schema::{read_field, render_json, Kind, Schema};
-use shmbus::store::{index, recover_topic, verify_topic, SegmentReader};
+use shmbus::store::format::index;
+use shmbus::store::{recover_topic, verify_topic, SegmentReader};
 use shmbus::{Bus, Event, Raw, Start, Topic, Wait};
 
 /// The names of the targets, as used for corpus directories and `fuzz/` binaries.
@@ -454,7 +455,7 @@ pub fn segment(data: &[u8]) {
         .get(16..24)
         .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
         .unwrap_or(0);
-    let seg_path = dir.join(shmbus::store::segment::seg_name(base));
+    let seg_path = dir.join(shmbus::store::format::names::seg_name(base));
     std::fs::write(&seg_path, seg).expect("write seg");
     if idx_len > 0 {
         std::fs::write(seg_path.with_extension("idx"), idx).expect("write idx");

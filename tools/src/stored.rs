@@ -6,86 +6,41 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use shmbus::schema::Schema;
-use shmbus::store::{list_segments, ReplayStart, SegmentReader, StoredRecord};
+use shmbus::store::{ReplayStart, StoreError, StoredRecord, StoredTopic};
 
 use crate::error::CliError;
 use crate::times::parse_time;
 
-/// The schema and type id recorded in a topic's segments (from the first sealed one
-/// that carries a schema); `(None, type id)` for raw topics or when only an unsealed
-/// segment exists.
+fn err(e: StoreError) -> CliError {
+    CliError::new(e.to_string())
+}
+
+/// The schema and type id recorded in a topic's segments (see
+/// [`StoredTopic::schema`]).
 pub fn stored_schema(dir: &Path) -> Result<(Option<Schema>, u64), CliError> {
-    let segs = list_segments(dir).map_err(|e| CliError::new(e.to_string()))?;
-    let mut type_id = 0;
-    for s in &segs {
-        let Ok(r) = SegmentReader::open(&s.path) else {
-            continue;
-        };
-        type_id = r.type_id();
-        if !r.schema_bytes().is_empty() {
-            let schema = Schema::decode(r.schema_bytes()).map_err(|e| {
-                CliError::new(format!(
-                    "{}: stored schema is damaged: {e}",
-                    s.path.display()
-                ))
-            })?;
-            return Ok((Some(schema), type_id));
-        }
-    }
-    Ok((None, type_id))
+    StoredTopic::from_dir(dir).schema().map_err(err)
 }
 
 /// Calls `f` for every stored record at or after `start`, in log order, until it
-/// returns `Break`. A damaged segment is an error naming its path and offset.
+/// returns `Break`, through the library's store cursor. A damaged segment is an error
+/// naming its path and offset.
 pub fn for_each_stored(
     dir: &Path,
     start: ReplayStart,
     mut f: impl FnMut(&StoredRecord<'_>) -> Result<ControlFlow<()>, CliError>,
 ) -> Result<(), CliError> {
-    let err = |e: shmbus::store::StoreError| CliError::new(e.to_string());
-    let mut started = false;
-    for s in list_segments(dir).map_err(err)? {
-        let r = SegmentReader::open(&s.path).map_err(err)?;
-        let sum = r.summary();
-        if sum.count == 0 {
-            continue;
-        }
-        let at = if started {
-            Some((shmbus::store::segment::SEG_HEADER as u64, r.base()))
-        } else {
-            match start {
-                ReplayStart::Position(p) if sum.end_pos <= p => None,
-                ReplayStart::Position(p) => r.seek_position(p).map_err(err)?,
-                ReplayStart::Time(t) if sum.max_ts < t => None,
-                ReplayStart::Time(t) => r.seek_time(t).map_err(err)?,
-            }
-        };
-        let Some((mut off, mut min)) = at else {
-            continue;
-        };
-        started = true;
-        while let Some(rec) = r.record_at(off, min).map_err(err)? {
-            if f(&rec)?.is_break() {
-                return Ok(());
-            }
-            off = rec.next_offset;
-            min = rec.next_position;
+    let mut cursor = StoredTopic::from_dir(dir).cursor(start).map_err(err)?;
+    while let Some(rec) = cursor.next_record().map_err(err)? {
+        if f(&rec)?.is_break() {
+            break;
         }
     }
     Ok(())
 }
 
 /// The position after the last stored record (0 for an empty store).
-pub fn stored_end(dir: &std::path::Path) -> u64 {
-    let Ok(segs) = shmbus::store::list_segments(dir) else {
-        return 0;
-    };
-    segs.iter()
-        .rev()
-        .filter_map(|s| shmbus::store::SegmentReader::open(&s.path).ok())
-        .map(|r| r.summary().end_pos)
-        .find(|&e| e > 0)
-        .unwrap_or(0)
+pub fn stored_end(dir: &Path) -> u64 {
+    StoredTopic::from_dir(dir).end()
 }
 
 /// Where `tail` and `replay` start in the log (`--from-time` or `--from-position`).

@@ -116,14 +116,11 @@ pub fn unknown_topic(bus: &Bus, name: &str) -> CliError {
     ))
 }
 
-/// Whether `dir` directly holds segment files (`*.seg`) or a recorder lock.
+/// Whether `dir` directly holds files of a topic's store (segments, indexes, a lock).
 fn is_topic_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.flatten().any(|e| {
-            let n = e.file_name();
-            let n = n.to_string_lossy();
-            n.ends_with(".seg") || n.ends_with(".idx") || n == ".lock"
-        })
+        rd.flatten()
+            .any(|e| shmbus::store::format::names::is_store_file(&e.file_name().to_string_lossy()))
     })
 }
 

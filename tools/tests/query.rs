@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use shmbus::store::segment::{seg_name, SEG_HEADER};
+use shmbus::store::format::names::seg_name;
+use shmbus::store::format::segment::SEG_HEADER;
 use shmbus::store::{Fsync, Recorder, RecorderConfig, SegmentBuilder, SegmentReader};
 
 #[shmbus::event]
@@ -664,7 +665,7 @@ fn segments_without_an_index() {
     // A damaged index entry in a sealed segment: its data checksum is checked instead.
     let idx = paths[1].with_extension("idx");
     let mut bytes = std::fs::read(&idx).unwrap();
-    bytes[shmbus::store::index::IDX_HEADER + 3] ^= 1;
+    bytes[shmbus::store::format::index::IDX_HEADER + 3] ^= 1;
     std::fs::write(&idx, &bytes).unwrap();
     let (code, out, err) = count_buys();
     assert_eq!(code, 0, "{err}");

@@ -68,7 +68,7 @@ fn parse_fsync(s: &str) -> Result<Fsync, String> {
         d => match crate::times::parse_duration(d) {
             Ok(d) if !d.is_zero() => Ok(Fsync::Interval(d)),
             _ => Err(format!(
-                "{s:?} is not never, batch or a positive duration with a unit (250ms, 2s)"
+                "{s:?} is not never, batch or a positive number with a unit (250ms, 2s)"
             )),
         },
     }

@@ -84,7 +84,7 @@ pub fn check(
         if c.index_damaged {
             problems.push(Problem {
                 topic: topic.into(),
-                path: c.path.with_extension("idx"),
+                path: shmbus::store::format::names::idx_path(&c.path),
                 offset: None,
                 what: "index missing or damaged".into(),
             });
@@ -108,7 +108,7 @@ pub fn check(
             });
         }
     }
-    let prep = dir.join(shmbus::topic::names::NEXT_SEGMENT);
+    let prep = shmbus::store::format::names::prepared_path(dir);
     if !recording && prep.exists() {
         problems.push(Problem {
             topic: topic.into(),

@@ -42,7 +42,7 @@
 //!
 //! A sealed segment's index can be rebuilt from its data once the footer's checksum
 //! of the data verifies. An unsealed segment's index is what vouches for its records:
-//! recovery keeps only the runs it covers (see [`super::recovery`]).
+//! recovery keeps only the runs it covers (see [`crate::store::recovery`]).
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
