@@ -39,7 +39,7 @@
 //! with `SHMBUS_BENCH_LOOP=typed|raw` and `SHMBUS_BENCH_N=n` makes this binary publish
 //! and receive n events on one topic in one process, never waiting, which under
 //! `valgrind --tool=callgrind` is comparable with `pingpong loop DIR n TIMEOUT_NS` of
-//! the C program (see the README's C API section).
+//! the C program (see docs/c-api.md).
 
 use std::hint::spin_loop;
 use std::path::{Path, PathBuf};

@@ -21,6 +21,27 @@
 //! - **Typed events** carry a schema stored in the ring file, so tools decode any event
 //!   to JSON without the producer's code ([`schema::render_json`]).
 //!
+//! # Modules
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`topic`] | the handles: [`Bus`], [`Topic`] ([`TopicBuilder`]), [`Publisher`], [`Subscriber`], [`Wait`]; bus and temporary file names ([`topic::names`]) |
+//! | [`ring`] | the ring file's bytes ([`ring::layout`]) and the lock-free protocol: claim/commit/read, slot transitions, the futex wake-up |
+//! | [`schema`] | schemas ([`schema::Schema`]), their stored form, decoding payloads to JSON ([`schema::decode`]) and encoding JSON to payloads ([`schema::encode`]) |
+//! | [`event`](mod@event) | the [`Event`] trait that `#[shmbus::event]` / `#[derive(shmbus::Event)]` implement |
+//! | [`store`] | the recorder, segment files and their one validator ([`store::format`]), the store cursor, recovery, verification, retention and [`store::Replay`] |
+//! | [`query`] | filters, projections and aggregates over live topics and stores |
+//! | [`error`] | one error type per operation, all converting into [`Error`] |
+//!
+//! The platform floor (system calls, clocks, the atomics facade that switches to loom,
+//! fault points, the mapping) is the private module `sys`.
+//!
+//! Beside the library: the `shmbus` command-line tool (crate `shmbus-cli` in `tools/`:
+//! `create`, `publish`, `ls`, `info`, `stat`, `tail`, `query`, `record`, `verify`,
+//! `replay`, `export`, `gc`, `doctor`, `completions`) and the C ABI (crate `shmbus-c` in
+//! `bindings/c/`: `libshmbus.so`/`.a` and `include/shmbus.h`). The repository's
+//! `docs/` explains the architecture, the guarantees and the formats.
+//!
 //! ```
 //! use shmbus::{Bus, Start};
 //!
@@ -70,10 +91,10 @@ pub use ring::layout::Mode;
 pub use rkyv;
 pub use shmbus_derive::{event, Event};
 pub use sys::os::now_ns;
-pub use topic::bus::{
-    check_name, Access, Bus, Payload, ProducerInfo, Raw, SubscriberInfo, SubscriberState, Topic,
-    TopicBuilder, TopicStats,
-};
 pub use topic::publisher::{Grant, Publisher};
 pub use topic::subscriber::{RawEvent, Received, Start, Subscriber, SubscriberBuilder};
 pub use topic::wait::Wait;
+pub use topic::{
+    check_name, Access, Bus, Payload, ProducerInfo, Raw, SubscriberInfo, SubscriberState, Topic,
+    TopicBuilder, TopicStats,
+};

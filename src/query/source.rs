@@ -13,9 +13,9 @@ use crate::query::{Cell, QueryError, ScanStats};
 use crate::schema::Schema;
 use crate::store::format::segment::SEG_HEADER;
 use crate::store::{list_segments, SegmentMeta, SegmentReader, StoreError, StoredTopic};
-use crate::topic::bus::{Raw, Topic};
 use crate::topic::subscriber::Start;
 use crate::topic::wait::Wait;
+use crate::topic::{Raw, Topic};
 
 /// Records between two calls of the progress callback.
 const PROGRESS_EVERY: u64 = 1 << 20;
@@ -71,7 +71,7 @@ impl StoreTopic {
         if !md.is_dir() {
             return Err(not_store("not a directory"));
         }
-        crate::topic::bus::check_name(topic).map_err(|_| QueryError::UnknownTopic {
+        crate::topic::check_name(topic).map_err(|_| QueryError::UnknownTopic {
             topic: topic.to_string(),
             store: Some(store.to_path_buf()),
             known: store_topics(store),

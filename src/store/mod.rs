@@ -255,5 +255,5 @@ pub(crate) fn check_store_dir(dir: &Path) -> Result<(), StoreError> {
     if md.mode() & 0o002 != 0 {
         return Err(refuse("the store's topic directory is world-writable"));
     }
-    crate::topic::bus::check_owner(dir, &md, md.mode() & 0o020 != 0).map_err(StoreError::Open)
+    crate::topic::check_owner(dir, &md, md.mode() & 0o020 != 0).map_err(StoreError::Open)
 }

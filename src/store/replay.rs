@@ -42,8 +42,8 @@ use super::reader::StoreCursor;
 use super::recorder::{lock_file, Lock};
 use super::{io_err, StoreError};
 use crate::error::AttachError;
-use crate::topic::bus::{Payload, SubscriberState, Topic};
 use crate::topic::subscriber::{move_parked, park_named, Start, Subscriber};
+use crate::topic::{Payload, SubscriberState, Topic};
 
 /// Where a replay starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::format::names::list_segments;
 use super::format::validate::read_footer;
 use super::{io_err, StoreError};
-use crate::topic::bus::{Payload, Topic};
+use crate::topic::{Payload, Topic};
 
 /// A retention policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

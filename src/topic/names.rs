@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::topic::bus::DEFAULT_ROOT;
+use crate::topic::DEFAULT_ROOT;
 
 /// The environment variable that overrides [`DEFAULT_ROOT`], the directory holding
 /// buses that are given by name.

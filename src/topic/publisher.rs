@@ -15,8 +15,8 @@ use crate::sys::clock::RecordClock;
 use crate::sys::fault::{self, Point};
 use crate::sys::mapping::Mapping;
 use crate::sys::sync::Ordering;
-use crate::topic::bus::{OsLiveness, Payload, Topic};
 use crate::topic::wait::{Backoff, Wait};
+use crate::topic::{OsLiveness, Payload, Topic};
 
 /// A handle that publishes records on one topic. One per thread (it is `Send`, not
 /// `Sync`); any number of publishers, in any processes, may share a topic, unless one
@@ -58,7 +58,7 @@ impl<E: Payload> Topic<E> {
     /// for sleeping subscribers, which issue that barrier themselves before they sleep
     /// (on this topic, for as long as it exists): the fence would wait for every line
     /// of the record to come back from readers that took it, which on a ring that
-    /// stays in the publisher's caches sets its p99 (see the README's Store section).
+    /// stays in the publisher's caches sets its p99 (see docs/performance.md, store).
     ///
     /// # Errors
     ///
@@ -458,7 +458,7 @@ impl<E: Event + 'static> Publisher<E> {
     /// Serialise every event and publish them as consecutive records: one claim, one
     /// timestamp and at most one wake-up per span of up to a quarter of the ring. For
     /// producers with many small events at hand this is the fast path (see the
-    /// throughput figures in the README). Waits under back-pressure. Returns the
+    /// throughput figures in docs/performance.md). Waits under back-pressure. Returns the
     /// position of the first record (the tail position if `events` is empty).
     ///
     /// # Errors

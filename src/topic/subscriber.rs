@@ -12,8 +12,8 @@ use crate::event::{Event, RkyvError};
 use crate::ring::layout::*;
 use crate::ring::{NamedTake, Read, RecordHeader};
 use crate::sys::sync::Ordering;
-use crate::topic::bus::{OsLiveness, Payload, Topic};
 use crate::topic::wait::{Backoff, Wait};
+use crate::topic::{OsLiveness, Payload, Topic};
 
 /// Where a new subscriber starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -122,9 +122,9 @@ use super::storage::{default_storage, Storage, StorageKind};
 use super::{io_err, StoreError};
 use crate::error::AttachError;
 use crate::ring::layout::Mode;
-use crate::topic::bus::{Bus, Payload, Raw, Topic};
 use crate::topic::subscriber::{Start, Subscriber};
 use crate::topic::wait::Wait;
+use crate::topic::{Bus, Payload, Raw, Topic};
 
 mod pipeline;
 mod seal;

@@ -15,8 +15,8 @@ use crate::store::format::index::{self, IndexEntry};
 use crate::store::format::segment::Summary;
 use crate::store::storage::{Storage, Syncer, Write};
 use crate::store::StoreError;
-use crate::topic::bus::{Raw, Topic};
 use crate::topic::subscriber::Subscriber;
+use crate::topic::{Raw, Topic};
 
 /// The recorder thread's state.
 pub(super) struct Rec {

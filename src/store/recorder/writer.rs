@@ -19,7 +19,7 @@ use crate::store::{io_err, StoreError};
 /// its looks come rarely (each takes the lines the publisher just wrote, the next
 /// record's commit word among them, and a shared publisher, whose commit fences, waits
 /// to take them back; on a ring small enough to stay in its caches the more often a
-/// reader looks the more it costs, see the README's Store section), short enough that
+/// reader looks the more it costs, see docs/performance.md, store), short enough that
 /// an eighth of the ring at most arrives meanwhile at the rate it saw (see
 /// `idle_sleep`), and never longer than the whole ring takes to fill at
 /// [`BURST_BYTES_PER_NS`], so that a burst after a quiet spell finds room.

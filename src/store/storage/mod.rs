@@ -225,7 +225,7 @@ pub enum StorageKind {
     /// io_uring hands every buffered write to a kernel worker thread, and writes to
     /// one file wait for each other on that worker: the same copy into the page cache
     /// as `pwrite`, on one more busy thread, which on a machine with few CPUs competes
-    /// with the publishers (see the README's Store section). See
+    /// with the publishers (see docs/performance.md, store). See
     /// [`buffered_writes_nowait`]. The default.
     #[default]
     Auto,
