@@ -8,11 +8,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::{open_topic, publish, rate, Args, Res};
 
-const USAGE: &str = "publisher --bus DIR --topic NAME --count N [--symbol SYM]";
+const USAGE: &str = "publisher --bus NAME|DIR --topic NAME --count N [--symbol SYM]";
 
 fn main() {
     if let Err(e) = run() {
@@ -23,7 +21,8 @@ fn main() {
 
 fn run() -> Res<()> {
     let args = Args::parse(USAGE, &["bus", "topic", "count", "symbol"])?;
-    let bus = PathBuf::from(args.req("bus")?);
+    // The same rule as the CLI's --bus: a name under $SHMBUS_DIR, a path when it has a '/'.
+    let bus = shmbus::topic::names::bus_dir(args.req("bus")?);
     let topic_name = args.req("topic")?;
     let count = args.num("count", None)?;
     let symbol = args.get("symbol").unwrap_or("ABC");

@@ -10,11 +10,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::{open_topic, rate, receive, subscriber, Args, Res};
 
-const USAGE: &str = "subscriber --bus DIR --topic NAME --count N [--name NAME]";
+const USAGE: &str = "subscriber --bus NAME|DIR --topic NAME --count N [--name NAME]";
 
 fn main() {
     if let Err(e) = run() {
@@ -25,7 +23,8 @@ fn main() {
 
 fn run() -> Res<()> {
     let args = Args::parse(USAGE, &["bus", "topic", "count", "name"])?;
-    let bus = PathBuf::from(args.req("bus")?);
+    // The same rule as the CLI's --bus: a name under $SHMBUS_DIR, a path when it has a '/'.
+    let bus = shmbus::topic::names::bus_dir(args.req("bus")?);
     let topic_name = args.req("topic")?;
     let count = args.num("count", None)?;
     let name = args.get("name").unwrap_or("example-subscriber");
