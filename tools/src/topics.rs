@@ -71,27 +71,3 @@ pub fn pid_cell(pid: u32) -> String {
         pid.to_string()
     }
 }
-
-/// How many events the ring holds now (older ones were overwritten), counted by a
-/// short-lived anonymous subscriber that reads from the oldest retained record to the
-/// tail without waiting: it stops early at a record still being written. `None` if it
-/// cannot attach (every subscriber slot taken, for one).
-pub fn retained_events(topic: &Topic<Raw>) -> Option<u64> {
-    let mut sub = topic
-        .subscriber()
-        .start(shmbus::Start::Earliest)
-        .accept_loss(true)
-        .open()
-        .ok()?;
-    let end = topic.tail();
-    let mut n = 0;
-    while sub.position() < end {
-        match sub.try_recv_bytes() {
-            Ok(Some(ev)) if ev.position() < end => n += 1,
-            Ok(_) => break,
-            Err(shmbus::RecvError::Lagged { .. }) => {}
-            Err(_) => return None,
-        }
-    }
-    Some(n)
-}

@@ -146,6 +146,8 @@ fn ls_info_stat_show_topics_participants_and_schema() {
     assert_eq!(field(trades, "mode"), Some("reliable"));
     assert_eq!(num(trades, "capacity"), 1 << 20);
     assert_eq!(num(trades, "producers_alive"), 0);
+    // The publishing processes are gone; the events they published still count.
+    assert_eq!(num(trades, "events"), 20);
     assert_eq!(num(trades, "subscribers_detached"), 1);
     let topic = bus.bus().topic("trades").open().unwrap();
     assert_eq!(num(trades, "tail"), topic.tail());
@@ -155,6 +157,7 @@ fn ls_info_stat_show_topics_participants_and_schema() {
         .find(|l| l.contains("\"topic\":\"blobs\""))
         .unwrap();
     assert_eq!(field(blobs, "type"), Some("raw"));
+    assert_eq!(num(blobs, "events"), 3);
 
     let table = shmbus(&b, &["ls", "--format", "table"]).ok();
     assert!(

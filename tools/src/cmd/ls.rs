@@ -2,18 +2,17 @@
 //! (alive/dead), events, tail position and event type. Topics whose ring file cannot
 //! be opened are listed with the reason instead of failing the listing.
 //!
-//! EVENTS counts the events the ring holds now (a reliable topic keeps the last
-//! capacity's worth; older ones were overwritten), read by a short-lived subscriber;
-//! TAIL is the byte position the next record will take. In JSON, `published` is what
-//! the producers attached now have published (a producer that detached takes its count
-//! with it).
+//! EVENTS counts the events published on the topic since it was created, by every
+//! publisher that ever attached (a monotonic counter kept in the ring header: it never
+//! drops when a publisher detaches or dies); TAIL is the byte position the next record
+//! will take. `ls` only reads the ring header: it joins no topic and writes nothing.
 
 use serde::Serialize;
 
 use crate::error::CliError;
 use crate::output::{human_bytes, json_line, out_line, print_table, right, table, Format};
 use crate::target::existing_bus;
-use crate::topics::{counts, mode_name, retained_events, type_name};
+use crate::topics::{counts, mode_name, type_name};
 use crate::Ctx;
 
 /// Arguments of `shmbus ls`.
@@ -30,8 +29,7 @@ struct Row<'a> {
     subscribers_alive: usize,
     subscribers_dead: usize,
     subscribers_detached: usize,
-    events: Option<u64>,
-    published: u64,
+    events: u64,
     bytes: u64,
     tail: u64,
     #[serde(rename = "type")]
@@ -90,8 +88,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
             subscribers_alive: c.subscribers_alive,
             subscribers_dead: c.subscribers_dead,
             subscribers_detached: c.detached_named,
-            events: retained_events(&topic),
-            published: stats.records,
+            events: stats.records,
             bytes: stats.bytes,
             tail: stats.tail,
             type_name: type_name(&topic),
@@ -109,7 +106,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
                     row.mode.into(),
                     format!("{}/{}", c.producers_alive, c.producers_dead).into(),
                     subs.into(),
-                    right(row.events.map_or_else(|| "?".into(), |n| n.to_string())),
+                    right(row.events),
                     right(row.tail),
                     row.type_name.into(),
                 ]);
@@ -121,7 +118,7 @@ pub fn run(ctx: &Ctx, _args: Args) -> Result<(), CliError> {
             out_line(&format!("no topics on bus {:?}", ctx.bus));
         } else {
             print_table(&mut t);
-            out_line("(producers and subscribers: alive/dead; events: held by the ring now)");
+            out_line("(producers and subscribers: alive/dead; events: published since the topic was created)");
         }
     }
     Ok(())
