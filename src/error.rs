@@ -132,6 +132,14 @@ pub enum SendError {
     },
     /// rkyv could not serialise the event.
     Serialize(String),
+    /// The claim at `position` was turned into a gap before it was committed (a
+    /// subscriber judged this producer dead after the topic's unblock timeout): the
+    /// record was **not** published, and subscribers see a gap in its place. Publish
+    /// it again if it matters. See the crate docs on crashes and `fork()`.
+    ClaimLost {
+        /// Position of the claim that was lost.
+        position: u64,
+    },
 }
 
 /// Receiving failed.
@@ -299,6 +307,11 @@ impl fmt::Display for SendError {
                 )
             }
             SendError::Serialize(e) => write!(f, "could not serialise the event: {e}"),
+            SendError::ClaimLost { position } => write!(
+                f,
+                "the claim at position {position} was turned into a gap before its commit \
+                 (this producer was judged dead): the record was not published"
+            ),
         }
     }
 }

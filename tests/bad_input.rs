@@ -378,7 +378,7 @@ fn dropped_grant_becomes_padding_and_committed_grant_arrives() {
     let mut g = p.claim(5).unwrap();
     g.payload().copy_from_slice(b"kept!");
     g.set_type_id(3);
-    let pos = g.commit();
+    let pos = g.commit().unwrap();
     let ev = sub.try_recv_bytes().unwrap().unwrap();
     assert_eq!(
         (ev.position(), ev.type_id(), ev.bytes()),

@@ -30,7 +30,44 @@
 //! first known boundary after it: a committed record, any producer's claim intent, or
 //! the tail. Every record start in that range is such a boundary, because a claim's
 //! intent stays in its slot until its commit word is stored.
-
+//!
+//! # One decision per record: commit or gap
+//!
+//! "Dead" is a judgement from outside (pid and start time, see `sys::os`), and a
+//! judgement can be wrong: a child forked without `exec` that registered its parent's
+//! identity, a producer in another PID namespace, a `/proc` that hides processes. So
+//! the unblocker and a producer judged dead never both publish the record at `p`:
+//! each moves the commit word at `p` with one CAS from whatever an earlier lap left
+//! there, and exactly one CAS succeeds.
+//!
+//! - The producer ([`Ring::commit_record`]) moves it to `p | COMMITTED`. It fails if
+//!   the word is already tagged with `p` (a gap, pending or written) or belongs to a
+//!   later lap's record (lossy mode, or a producer stalled for a lap); it then clears
+//!   its intent, commits nothing more of its claim, and reports the loss
+//!   (`SendError::ClaimLost`, `SHMBUS_ERR_CLAIM_LOST`), never success.
+//! - The unblocker moves it to `p | GAP` without `COMMITTED`: a *pending* gap, which
+//!   readers treat as "not yet" and which makes the producer's CAS fail. Only then does
+//!   it write the gap's length and store `p | COMMITTED | GAP` (release).
+//!
+//! The padding a claim puts in front of its span at the end of a lap is written at
+//! commit time ([`Ring::begin_commit`]) and decided the same way, so a claim whose
+//! padding position became a gap is lost as a whole, before any of its records.
+//!
+//! Which bytes may a producer still write after it lost? Its payload (written before
+//! the CAS, by `send`'s copy or by a grant's holder) lies inside the gap: a gap runs
+//! from `p` to the next boundary, at or after the claim's end, and readers never read
+//! a gap's bytes past its header. Its record header (length, type, time: written
+//! before the CAS, so that a reader who acquires the commit word sees it) may land
+//! on the gap's header after the gap's length was written. That is harmless by
+//! construction: readers read only the length of a gap, and the producer's length
+//! is its own record's, which ends at a record boundary inside the claim, so a reader
+//! that reads it skips a shorter stretch and meets the rest of the claim as records
+//! that are never committed, which become gaps in turn. The commit word, the one
+//! thing that decides, is never written by the loser. What no protocol can stop is a
+//! producer wrongly judged dead that stalls until a later lap reuses its bytes and
+//! then writes into them; the fork-safe identity of `sys::os` keeps that judgement
+//! right on one PID namespace.
+//!
 use crate::ring::layout::*;
 use crate::sys::sync::{fence, sc_pair_point, spin_hint, AtomicU32, AtomicU64, Ordering};
 
@@ -50,6 +87,10 @@ pub(crate) trait Memory {
     unsafe fn write(&self, off: usize, src: &[u8]);
     /// Copy bytes at `off` into `dst` (racy reads are allowed: lossy readers validate).
     fn read(&self, off: usize, dst: &mut [u8]);
+    /// CAS the commit word at `off` in the data region from `current` to `new`
+    /// (SeqCst), as a consumer that may map the data read-only (the unblocker's half
+    /// of a record's one decision). Returns whether it succeeded.
+    fn cas_data_word(&self, off: usize, current: u64, new: u64) -> bool;
     /// Store a record header's length then its commit word (release), as a consumer
     /// that may map the data read-only (used to write gap records).
     fn store_gap(&self, off: usize, len: u32, commit: u64);
@@ -169,6 +210,11 @@ pub(crate) enum ClaimFail {
     /// Reliable mode: a live consumer is a full ring behind.
     Full,
 }
+
+/// A producer's claim was turned into a gap before it committed (see
+/// [`Ring::begin_commit`]); nothing of it may be written any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClaimLost;
 
 /// Owner word of a slot: `pid << 32 | start28 << 4 | state`, where `start28` is the
 /// low 28 bits of the owner's process start time. Pid and start time in one word let
@@ -406,36 +452,21 @@ impl<M: Memory> Ring<M> {
         Ok(())
     }
 
-    /// After a claim of `[start, end)`: commit the padding to the end of the lap in
-    /// front of the span, if any, and return the span's position.
+    /// After a claim of `[start, end)`: return the span's position. The padding to
+    /// the end of the lap in front of the span, if any, is written by
+    /// [`Ring::begin_commit`], once the claim is decided (it overwrites old bytes, so a
+    /// joiner that forced `must_wait` holds it back like the span itself).
     #[inline]
     fn pad_to(
         &self,
-        cur: &mut ProducerCursor,
-        start: u64,
+        _cur: &mut ProducerCursor,
+        _start: u64,
         end: u64,
         size: u64,
-        mut must_wait: bool,
-        live: &impl Liveness,
+        must_wait: bool,
+        _live: &impl Liveness,
     ) -> Result<(u64, bool), ClaimFail> {
-        let pos = end.wrapping_sub(size);
-        if pos != start {
-            // Padding to the end of the lap, committed at once. If we must wait for a
-            // joiner, the padding waits too (it overwrites old bytes).
-            if must_wait {
-                self.wait_writable(cur, end, live);
-                must_wait = false;
-            }
-            self.write_header(
-                start,
-                pos.wrapping_sub(start) as usize - RECORD_HEADER,
-                0,
-                0,
-            );
-            self.commit_word(start)
-                .store(start | COMMITTED | PADDING, Ordering::Release);
-        }
-        Ok((pos, must_wait))
+        Ok((end.wrapping_sub(size), must_wait))
     }
 
     /// Rescan the consumer table: the new limit is the slowest live position plus
@@ -587,20 +618,78 @@ impl<M: Memory> Ring<M> {
         unsafe { self.mem.write(off + R_LEN, &h) };
     }
 
-    /// Publish a written claim: store its commit word (release), clear the intent,
-    /// and wake sleeping consumers if any announced themselves.
+    /// Before a producer writes the headers of a claim: if the claim crossed the end
+    /// of the lap, write and commit the padding in front of the span at `pos` (its
+    /// commit word decided as in [`Ring::commit_record`]). Fails, with the intent
+    /// cleared, if an unblocker turned the padding's position into a gap first: the
+    /// whole claim is then lost, and the producer writes nothing more.
     #[inline]
-    pub fn commit(&self, cur: &mut ProducerCursor, claim: Claim) {
-        self.commit_record(claim.pos);
-        self.finish_claim(cur, 1, claim.len as u64);
+    pub fn begin_commit(&self, cur: &mut ProducerCursor, pos: u64) -> Result<(), ClaimLost> {
+        let start = self.pword(cur.slot, P_CLAIM).load(Ordering::Relaxed);
+        if start < pos && pos - start <= self.p.capacity {
+            self.write_header(start, (pos - start) as usize - RECORD_HEADER, 0, 0);
+            if self.decide(start, start | COMMITTED | PADDING).is_err() {
+                self.lose_claim(cur);
+                return Err(ClaimLost);
+            }
+        }
+        Ok(())
     }
 
-    /// Publish one written record of a claim (its commit word, release).
+    /// The record's one decision (see the module docs): move the commit word at
+    /// `pos` from whatever an earlier lap left there to `to` with a CAS (release:
+    /// pairs with the consumer's acquire load in `read_at`). Fails if an unblocker
+    /// tagged the word with `pos` first (a gap, pending or written), or if a later
+    /// lap's record already owns the word.
     #[inline]
-    pub fn commit_record(&self, pos: u64) {
-        // Release: pairs with the consumer's acquire load in `read_at`.
-        self.commit_word(pos)
-            .store(pos | COMMITTED, Ordering::Release);
+    fn decide(&self, pos: u64, to: u64) -> Result<(), ClaimLost> {
+        let word = self.commit_word(pos);
+        let mut w = word.load(Ordering::Relaxed);
+        loop {
+            let at = w & !FLAG_MASK;
+            // Tagged with `pos` means flags too: a fresh ring is all zeros, which
+            // reads as position 0 with no flags.
+            if (at == pos && w & (COMMITTED | GAP) != 0)
+                || (w & COMMITTED != 0 && at > pos && (at - pos) & self.mask == 0)
+            {
+                return Err(ClaimLost);
+            }
+            match word.compare_exchange_weak(w, to, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// A claim was lost: clear the intent (nothing of it is written any more).
+    #[cold]
+    fn lose_claim(&self, cur: &mut ProducerCursor) {
+        self.pword(cur.slot, P_CLAIM)
+            .store(NO_CLAIM, Ordering::Release);
+    }
+
+    /// Publish a written claim: store its commit word (release), clear the intent,
+    /// and wake sleeping consumers if any announced themselves. The caller won the
+    /// claim with [`Ring::begin_commit`] before writing the header.
+    ///
+    /// Fails (the record is not published, the intent is cleared) if an unblocker
+    /// turned the claim into a gap first.
+    #[inline]
+    pub fn commit(&self, cur: &mut ProducerCursor, claim: Claim) -> Result<(), ClaimLost> {
+        if let Err(lost) = self.commit_record(claim.pos) {
+            self.lose_claim(cur);
+            return Err(lost);
+        }
+        self.finish_claim(cur, 1, claim.len as u64);
+        Ok(())
+    }
+
+    /// Publish one written record of a claim (its commit word, release), unless an
+    /// unblocker turned it into a gap first (then the caller must clear its intent,
+    /// commit nothing more of the claim, and report the loss).
+    #[inline]
+    pub fn commit_record(&self, pos: u64) -> Result<(), ClaimLost> {
+        self.decide(pos, pos | COMMITTED)
     }
 
     /// End a claim whose records are all committed: clear the intent, count them, and
@@ -619,11 +708,20 @@ impl<M: Memory> Ring<M> {
         self.wake_from(cur.light_wake);
     }
 
-    /// Turn an owned claim into padding (an abandoned grant).
+    /// Turn an owned claim into padding (an abandoned grant). If an unblocker turned
+    /// it into a gap meanwhile, there is nothing left to do.
     pub fn abort(&self, cur: &mut ProducerCursor, claim: Claim) {
+        if self.begin_commit(cur, claim.pos).is_err() {
+            return;
+        }
         self.write_header(claim.pos, claim.len, 0, 0);
-        self.commit_word(claim.pos)
-            .store(claim.pos | COMMITTED | PADDING, Ordering::Release);
+        if self
+            .decide(claim.pos, claim.pos | COMMITTED | PADDING)
+            .is_err()
+        {
+            self.lose_claim(cur);
+            return;
+        }
         self.pword(cur.slot, P_CLAIM)
             .store(NO_CLAIM, Ordering::Release);
         self.wake_from(cur.light_wake);
@@ -871,9 +969,19 @@ impl<M: Memory> Ring<M> {
             }
             q += RECORD_ALIGN;
         }
-        // Re-check: the claim might have been committed meanwhile.
-        if !matches!(self.read_at(pos), Read::NotYet) {
-            return true;
+        // The record's one decision, unblocker side (pairs with the producer's CAS in
+        // `decide`): tag the commit word with `pos` as a pending gap, not committed,
+        // so readers still wait and the producer's commit fails; then write the gap.
+        // A pending gap left by an unblocker that died here is finished as it is.
+        let word = self.commit_word(pos);
+        let w = word.load(Ordering::SeqCst);
+        if w & !FLAG_MASK == pos && w & (COMMITTED | GAP) != 0 {
+            if w & COMMITTED != 0 {
+                return true;
+            }
+        } else if !self.mem.cas_data_word(self.data_off(pos), w, pos | GAP) {
+            // The producer committed (or the word moved): look again next time.
+            return !matches!(self.read_at(pos), Read::NotYet);
         }
         let len = (end - pos) as usize - RECORD_HEADER;
         self.mem

@@ -263,9 +263,12 @@ unsafe fn claim(
 }
 
 /// Publish the pending claim; `*position` (if `position` is not NULL) receives the
-/// event's position. The payload pointer is no longer the caller's.
+/// event's position. The payload pointer is no longer the caller's, whatever the
+/// result.
 ///
-/// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_NO_CLAIM`.
+/// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_NO_CLAIM`,
+/// `SHMBUS_ERR_CLAIM_LOST` (a subscriber turned the claim into a gap first, judging
+/// this process dead: the event was not published; the claim is gone).
 ///
 /// # Safety
 ///
@@ -278,7 +281,7 @@ pub unsafe extern "C" fn shmbus_publisher_commit(
     ffi(|| {
         // SAFETY: per this function's contract.
         let p = unsafe { handle::get_mut(publisher)? };
-        let at = p.take_grant()?.commit();
+        let at = p.take_grant()?.commit()?;
         if !position.is_null() {
             // SAFETY: non-NULL and writable per this function's contract.
             unsafe { position.write(at) };

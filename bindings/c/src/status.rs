@@ -84,12 +84,18 @@ pub enum shmbus_status {
     /// unknown or mistyped field, a number out of range); `shmbus_last_error()` says
     /// what and at which column.
     SHMBUS_ERR_JSON = 27,
+    /// The pending claim was turned into a gap before this commit: a subscriber judged
+    /// this publisher's process dead after the topic's unblock timeout (for example a
+    /// child forked without exec that uses a publisher its parent opened, or a process
+    /// in another PID namespace). The event was **not** published and subscribers see
+    /// a gap in its place; the claim is gone (publish again if it matters).
+    SHMBUS_ERR_CLAIM_LOST = 28,
 }
 
 use shmbus_status::*;
 
 /// Every status, in code order (for `shmbus_strerror` and the tests).
-const ALL: [shmbus_status; 28] = [
+const ALL: [shmbus_status; 29] = [
     SHMBUS_OK,
     SHMBUS_ERR_NULL,
     SHMBUS_ERR_INVALID_ARGUMENT,
@@ -118,6 +124,7 @@ const ALL: [shmbus_status; 28] = [
     SHMBUS_ERR_OTHER,
     SHMBUS_ERR_PANIC,
     SHMBUS_ERR_JSON,
+    SHMBUS_ERR_CLAIM_LOST,
 ];
 
 impl shmbus_status {
@@ -151,6 +158,9 @@ impl shmbus_status {
             SHMBUS_ERR_OTHER => c"unclassified error",
             SHMBUS_ERR_PANIC => c"internal error: the library panicked",
             SHMBUS_ERR_JSON => c"the JSON does not encode with the topic's schema",
+            SHMBUS_ERR_CLAIM_LOST => {
+                c"the claim was turned into a gap before its commit: the event was not published"
+            }
         }
     }
 }
@@ -290,6 +300,7 @@ impl From<SendError> for Failure {
             ),
             SendError::Timeout => Failure::new(SHMBUS_ERR_TIMEOUT, "timed out under back-pressure"),
             SendError::TooLarge { .. } => Failure::new(SHMBUS_ERR_TOO_LARGE, e.to_string()),
+            SendError::ClaimLost { .. } => Failure::new(SHMBUS_ERR_CLAIM_LOST, e.to_string()),
             _ => Failure::new(SHMBUS_ERR_OTHER, e.to_string()),
         }
     }
