@@ -100,7 +100,8 @@ fn line_with(out: &str, tag: &str) -> Option<String> {
 }
 
 /// Spawn a `publish` child with `env`, wait until it is stopped at its fault point,
-/// and return it.
+/// and return it (the caller waits for it).
+#[allow(clippy::zombie_processes)]
 fn stopped_publisher(test: &str, tb: &TempBus, env: &[(&str, String)]) -> std::process::Child {
     let mut c = spawn_role(test, "publish", &tb.dir, env);
     let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
