@@ -10,6 +10,10 @@ use std::path::PathBuf;
 pub enum OpenError {
     /// The topic name is not `[A-Za-z0-9._-]{1,128}` or starts with `.`.
     InvalidName(String),
+    /// The bus name given to [`crate::Bus::open`] is not `[A-Za-z0-9._-]{1,128}` or
+    /// starts with `.` (the same rules as topic names; a bus given by its directory,
+    /// [`crate::Bus::open_dir`], has no name to check).
+    InvalidBusName(String),
     /// A builder setting is out of range.
     InvalidConfig(String),
     /// An I/O call failed on `path`.
@@ -199,6 +203,10 @@ impl fmt::Display for OpenError {
             OpenError::InvalidName(n) => write!(
                 f,
                 "invalid topic name {n:?}: use 1 to 128 of [A-Za-z0-9._-], not starting with '.'"
+            ),
+            OpenError::InvalidBusName(n) => write!(
+                f,
+                "invalid bus name {n:?}: use 1 to 128 of [A-Za-z0-9._-], not starting with '.'"
             ),
             OpenError::InvalidConfig(why) => write!(f, "invalid topic configuration: {why}"),
             OpenError::Io { path, op, source } => {

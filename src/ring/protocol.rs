@@ -649,8 +649,14 @@ impl<M: Memory> Ring<M> {
             let at = w & !FLAG_MASK;
             // Tagged with `pos` means flags too: a fresh ring is all zeros, which
             // reads as position 0 with no flags.
+            // A later lap's record: committed, same offset, and already claimed (below
+            // the tail). Old payload bytes can look like anything, but hardly like a
+            // position between ours and the tail; the tail is loaded only then.
             if (at == pos && w & (COMMITTED | GAP) != 0)
-                || (w & COMMITTED != 0 && at > pos && (at - pos) & self.mask == 0)
+                || (w & COMMITTED != 0
+                    && at > pos
+                    && (at - pos) & self.mask == 0
+                    && at < self.tail().load(Ordering::Relaxed))
             {
                 return Err(ClaimLost);
             }

@@ -20,8 +20,8 @@ pub enum shmbus_status {
     /// A required pointer argument was NULL (this includes a handle variable that a
     /// `*_close` call set to NULL).
     SHMBUS_ERR_NULL = 1,
-    /// An argument is out of range: a zero length, an unknown flag, a bad topic or
-    /// subscriber name, a capacity that is not a power of two from 4 KiB to 1 TiB,
+    /// An argument is out of range: a zero length, an unknown flag, a bad bus, topic
+    /// or subscriber name, a capacity that is not a power of two from 4 KiB to 1 TiB,
     /// a string that is not UTF-8.
     SHMBUS_ERR_INVALID_ARGUMENT = 2,
     /// The pointer is not an open handle of the expected type.
@@ -249,7 +249,9 @@ impl From<OpenError> for Failure {
     #[inline(never)]
     fn from(e: OpenError) -> Failure {
         let code = match &e {
-            OpenError::InvalidName(_) | OpenError::InvalidConfig(_) => SHMBUS_ERR_INVALID_ARGUMENT,
+            OpenError::InvalidName(_)
+            | OpenError::InvalidBusName(_)
+            | OpenError::InvalidConfig(_) => SHMBUS_ERR_INVALID_ARGUMENT,
             OpenError::Io { .. } => SHMBUS_ERR_IO,
             OpenError::NotFound(_) => SHMBUS_ERR_NOT_FOUND,
             OpenError::BadMagic { .. }
