@@ -117,6 +117,14 @@ pub enum AttachError {
     },
     /// Mapping the ring for writing failed.
     Io(String),
+    /// A shared word of the ring header breaks the ring's invariants (it was
+    /// scribbled): the subscriber did not join.
+    CorruptWord {
+        /// Which word (e.g. `tail`, `consumer 3 position`).
+        word: String,
+        /// The value found in it.
+        value: u64,
+    },
 }
 
 /// Publishing failed; nothing was written.
@@ -180,6 +188,17 @@ pub enum RecvError {
         position: u64,
         /// What is wrong.
         what: &'static str,
+    },
+    /// A shared word of the ring header breaks the ring's invariants (it was
+    /// scribbled), so the records the subscriber waits for may never come: it stops
+    /// waiting and writes nothing.
+    CorruptWord {
+        /// Where the subscriber is.
+        position: u64,
+        /// Which word (e.g. `tail`, `consumer 3 position`).
+        word: String,
+        /// The value found in it.
+        value: u64,
     },
 }
 
@@ -296,6 +315,9 @@ impl fmt::Display for AttachError {
                 "position {requested} was overwritten; the oldest retained is {oldest}"
             ),
             AttachError::Io(e) => write!(f, "{e}"),
+            AttachError::CorruptWord { word, value } => {
+                write!(f, "corrupt ring header: {word} is {value} ({value:#x})")
+            }
         }
     }
 }
@@ -347,6 +369,14 @@ impl fmt::Display for RecvError {
             RecvError::Corrupt { position, what } => {
                 write!(f, "corrupt record header at {position}: {what}")
             }
+            RecvError::CorruptWord {
+                position,
+                word,
+                value,
+            } => write!(
+                f,
+                "corrupt ring header: {word} is {value} ({value:#x}); stopped at {position}"
+            ),
         }
     }
 }

@@ -211,6 +211,24 @@ pub(crate) enum ClaimFail {
     Full,
 }
 
+/// A shared word that breaks the ring's invariants (see [`Ring::check_words`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadWord {
+    /// Which word, in words.
+    pub word: String,
+    /// The value found.
+    pub value: u64,
+}
+
+impl BadWord {
+    fn new(word: &str, value: u64) -> BadWord {
+        BadWord {
+            word: word.to_string(),
+            value,
+        }
+    }
+}
+
 /// A producer's claim was turned into a gap before it committed (see
 /// [`Ring::begin_commit`]); nothing of it may be written any more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -909,12 +927,60 @@ impl<M: Memory> Ring<M> {
         }
     }
 
+    /// Check the shared words a reader trusts against the ring's own invariants before
+    /// it waits on them or acts on them: every live or held consumer position is a
+    /// record boundary at or below the tail; the tail is a record boundary; and in
+    /// reliable mode the tail is within reach of the slowest such consumer: one
+    /// capacity, plus what producers that had not yet seen a joiner may have claimed
+    /// past it (a span, at most half a ring with its padding, per producer).
+    ///
+    /// A scribbled tail (`u64::MAX`, `1 << 40`) or consumer position fails here, so a
+    /// reader reports it instead of waiting for records that will never come, and no
+    /// gap is ever written on the strength of it.
+    pub fn check_words(&self) -> Result<(), BadWord> {
+        let mut min = u64::MAX;
+        let mut positions = [(usize::MAX, 0u64); MAX_CONSUMERS];
+        for (i, slot) in positions.iter_mut().enumerate() {
+            let st = owner_state(self.cword(i, C_OWNER).load(Ordering::SeqCst));
+            if st == SLOT_ACTIVE || st == SLOT_DETACHED {
+                *slot = (i, self.cword(i, C_POSITION).load(Ordering::SeqCst));
+            }
+        }
+        // Loaded after the positions: the tail only grows, and every position was at
+        // or below it when loaded.
+        let t = self.tail().load(Ordering::SeqCst);
+        if t & FLAG_MASK != 0 {
+            return Err(BadWord::new("tail", t));
+        }
+        for &(i, p) in positions.iter().filter(|(i, _)| *i != usize::MAX) {
+            if p & FLAG_MASK != 0 || p > t {
+                return Err(BadWord {
+                    word: format!("consumer {i} position (tail {t})"),
+                    value: p,
+                });
+            }
+            min = min.min(p);
+        }
+        let slack = self.p.capacity.saturating_mul(1 + MAX_PRODUCERS as u64 / 2);
+        if self.p.mode == Mode::Reliable && min != u64::MAX && t - min > slack {
+            return Err(BadWord {
+                word: format!("tail (slowest consumer at {min})"),
+                value: t,
+            });
+        }
+        Ok(())
+    }
+
     /// A consumer blocked at `pos` (claimed but not committed) for longer than the
     /// unblock timeout calls this. If the claim's producer is dead, it becomes a gap
     /// record. Returns true if a record (gap or real) is now committed at `pos`.
     pub fn unblock(&self, pos: u64, live: &impl Liveness) -> bool {
         let t = self.tail_boundary();
         if pos >= t {
+            return false;
+        }
+        // Never write a gap on the strength of scribbled words.
+        if self.check_words().is_err() {
             return false;
         }
         let me = my_owner(SLOT_ACTIVE);

@@ -169,6 +169,13 @@ impl<E: Payload> SubscriberBuilder<E> {
             );
             Err(e)
         };
+        // Trust no shared word a scribbler may have touched (see `Ring::check_words`).
+        if let Err(bad) = ring.check_words() {
+            return fail(AttachError::CorruptWord {
+                word: bad.word,
+                value: bad.value,
+            });
+        }
         let tail = ring.tail_boundary();
         let want = match (resume, self.start) {
             (Some(p), _) => p,
@@ -650,7 +657,7 @@ impl<E: Payload> Subscriber<E> {
                             return Ok(Next::Empty);
                         }
                     }
-                    self.maybe_unblock(now);
+                    self.maybe_unblock(now)?;
                     self.idle(&mut backoff, deadline, now);
                 }
             }
@@ -672,21 +679,32 @@ impl<E: Payload> Subscriber<E> {
         }
     }
 
-    fn maybe_unblock(&mut self, now: u64) {
+    /// Blocked at `pos` below the tail: after the unblock timeout, check the shared
+    /// words (a scribbled tail promises records that never come: a typed error, not
+    /// a wait without end) and turn an abandoned claim into a gap.
+    fn maybe_unblock(&mut self, now: u64) -> Result<(), RecvError> {
         let ring = &self.topic.inner.ring;
         if ring.tail().load(Ordering::Acquire) <= self.pos {
             self.blocked = None;
-            return;
+            return Ok(());
         }
         match self.blocked {
             Some((p, since)) if p == self.pos => {
                 if now.saturating_sub(since) >= ring.p.unblock_timeout_ns {
+                    if let Err(bad) = ring.check_words() {
+                        return Err(RecvError::CorruptWord {
+                            position: self.pos,
+                            word: bad.word,
+                            value: bad.value,
+                        });
+                    }
                     ring.unblock(self.pos, &self.live);
                     self.blocked = Some((self.pos, now));
                 }
             }
             _ => self.blocked = Some((self.pos, now)),
         }
+        Ok(())
     }
 
     #[cold]

@@ -58,7 +58,9 @@ pub enum shmbus_status {
     /// Lossy mode: producers lapped this subscriber. It skipped what was overwritten
     /// and resumed; receive again.
     SHMBUS_ERR_LAGGED = 16,
-    /// The ring holds a malformed record header.
+    /// The ring holds a malformed record header, or a shared header word (the tail, a
+    /// subscriber position) that breaks the ring's invariants; `shmbus_last_error()`
+    /// names the word and its value.
     SHMBUS_ERR_CORRUPT = 17,
     /// The payload is not a valid event of the topic's schema.
     SHMBUS_ERR_INVALID_EVENT = 18,
@@ -284,6 +286,7 @@ impl From<AttachError> for Failure {
                 SHMBUS_ERR_POSITION
             }
             AttachError::Io(_) => SHMBUS_ERR_IO,
+            AttachError::CorruptWord { .. } => SHMBUS_ERR_CORRUPT,
             _ => SHMBUS_ERR_OTHER,
         };
         Failure::new(code, e.to_string())
@@ -316,7 +319,7 @@ impl From<RecvError> for Failure {
             RecvError::Evicted => SHMBUS_ERR_EVICTED,
             RecvError::Lagged { .. } => SHMBUS_ERR_LAGGED,
             RecvError::Invalid { .. } | RecvError::WrongType { .. } => SHMBUS_ERR_INVALID_EVENT,
-            RecvError::Corrupt { .. } => SHMBUS_ERR_CORRUPT,
+            RecvError::Corrupt { .. } | RecvError::CorruptWord { .. } => SHMBUS_ERR_CORRUPT,
             _ => SHMBUS_ERR_OTHER,
         };
         Failure::new(code, e.to_string())
