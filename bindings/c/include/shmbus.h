@@ -203,7 +203,9 @@ typedef enum {
    */
   SHMBUS_ERR_LAGGED = 16,
   /**
-   * The ring holds a malformed record header.
+   * The ring holds a malformed record header, or a shared header word (the tail, a
+   * subscriber position) that breaks the ring's invariants; `shmbus_last_error()`
+   * names the word and its value.
    */
   SHMBUS_ERR_CORRUPT = 17,
   /**
