@@ -22,6 +22,15 @@
 //!   in its place. A live producer is never judged dead for being slow: one stopped
 //!   (SIGSTOP, a debugger) between claim and commit holds subscribers at its claim
 //!   until it continues.
+//! - **What a reader writes into a ring**: a subscriber writes its own consumer slot
+//!   (position, progress, heartbeat, name), the shared count of sleeping waiters while
+//!   it blocks, and, after the topic's unblock timeout at a claim no live producer
+//!   holds, the gap record that replaces it (and the gap counters). It never writes a
+//!   gap when the shared words fail their invariants (a scribbled tail or position:
+//!   [`AttachError::CorruptWord`] on open, [`RecvError::CorruptWord`] when blocked).
+//!   An *inspecting* subscriber ([`SubscriberBuilder::inspect`], for queries, `tail`
+//!   and monitors) writes only its own slot and the waiter count: it skips an
+//!   abandoned claim on its own instead of writing the gap.
 //! - **`fork()`**: handles opened before `fork()` belong to the parent; a child (with
 //!   or without `exec`) opens its own [`Bus`], [`Topic`], [`Publisher`] and
 //!   [`Subscriber`]. The process identity the library registers in slots (pid and

@@ -1001,10 +1001,12 @@ impl<M: Memory> Ring<M> {
         done
     }
 
-    fn unblock_locked(&self, pos: u64, t: u64, live: &impl Liveness) -> bool {
-        if !matches!(self.read_at(pos), Read::NotYet) {
-            return true;
-        }
+    /// If the claim holding `pos` (not committed, below the tail `t`) is abandoned
+    /// (no live producer's intent holds it), the end of the gap that replaces it: the
+    /// first known boundary after `pos` (a committed record, another claim's intent,
+    /// the tail, the end of the lap). `None` while a live producer holds it. Reads
+    /// only.
+    fn abandoned_end(&self, pos: u64, t: u64, live: &impl Liveness) -> Option<u64> {
         // Claims are disjoint spans, one or more records each: the one holding `pos`
         // is the one with the greatest intent at or before it.
         let mut end = t;
@@ -1026,7 +1028,7 @@ impl<M: Memory> Ring<M> {
         }
         if let Some((_, o)) = holder {
             if owner_state(o) == SLOT_ACTIVE && live.alive(owner_pid(o), owner_start(o)) {
-                return false; // a live producer is writing it
+                return None; // a live producer is writing it
             }
         }
         // Never past the end of the lap: the lap start is a boundary.
@@ -1041,6 +1043,31 @@ impl<M: Memory> Ring<M> {
             }
             q += RECORD_ALIGN;
         }
+        Some(end)
+    }
+
+    /// For a reader that writes nothing into the ring but its own consumer slot (an
+    /// inspecting subscriber): if the record at `pos` is an abandoned claim that an
+    /// unblocker would turn into a gap, where that gap would end. The reader skips
+    /// to it on its own instead of writing the gap. `None` if the shared words fail
+    /// [`Ring::check_words`], if `pos` is not below the tail, or if the claim is
+    /// committed or held by a live producer.
+    pub fn abandoned_gap(&self, pos: u64, live: &impl Liveness) -> Option<u64> {
+        self.check_words().ok()?;
+        let t = self.tail_boundary();
+        if pos >= t || !matches!(self.read_at(pos), Read::NotYet) {
+            return None;
+        }
+        self.abandoned_end(pos, t, live)
+    }
+
+    fn unblock_locked(&self, pos: u64, t: u64, live: &impl Liveness) -> bool {
+        if !matches!(self.read_at(pos), Read::NotYet) {
+            return true;
+        }
+        let Some(end) = self.abandoned_end(pos, t, live) else {
+            return false; // a live producer is writing it
+        };
         // The record's one decision, unblocker side (pairs with the producer's CAS in
         // `decide`): tag the commit word with `pos` as a pending gap, not committed,
         // so readers still wait and the producer's commit fails; then write the gap.

@@ -34,6 +34,7 @@ pub struct SubscriberBuilder<E> {
     start: Start,
     wait: Wait,
     accept_loss: bool,
+    inspect: bool,
     manual_commit: bool,
 }
 
@@ -46,6 +47,7 @@ impl<E: Payload> Topic<E> {
             start: Start::Latest,
             wait: Wait::Block,
             accept_loss: false,
+            inspect: false,
             manual_commit: false,
         }
     }
@@ -75,6 +77,16 @@ impl<E: Payload> SubscriberBuilder<E> {
     /// record instead of failing with [`AttachError::PositionLost`].
     pub fn accept_loss(mut self, yes: bool) -> Self {
         self.accept_loss = yes;
+        self
+    }
+
+    /// An inspecting reader (a query, a `tail`, a monitor): it writes nothing into the
+    /// ring but its own consumer slot (and the shared count of sleeping waiters while
+    /// it blocks). At a claim that a dead producer abandoned it does not write the gap
+    /// record that other subscribers write after the unblock timeout; it skips the
+    /// same bytes on its own and counts them in [`Subscriber::gaps`].
+    pub fn inspect(mut self, yes: bool) -> Self {
+        self.inspect = yes;
         self
     }
 
@@ -244,6 +256,7 @@ impl<E: Payload> SubscriberBuilder<E> {
             blocked: None,
             named: self.name.is_some(),
             manual: self.manual_commit,
+            inspect: self.inspect,
             live: OsLiveness,
             _e: PhantomData,
         })
@@ -406,6 +419,8 @@ pub struct Subscriber<E = crate::Raw> {
     named: bool,
     /// Publish the position only on an explicit commit.
     manual: bool,
+    /// Never write a gap record (see [`SubscriberBuilder::inspect`]).
+    inspect: bool,
     live: OsLiveness,
     _e: PhantomData<fn() -> E>,
 }
@@ -698,7 +713,15 @@ impl<E: Payload> Subscriber<E> {
                             value: bad.value,
                         });
                     }
-                    ring.unblock(self.pos, &self.live);
+                    if !self.inspect {
+                        ring.unblock(self.pos, &self.live);
+                    } else if let Some(end) = ring.abandoned_gap(self.pos, &self.live) {
+                        // Skip it as the gap it would become, writing nothing.
+                        self.gaps += 1;
+                        self.gap_bytes += end - self.pos;
+                        self.pos = end;
+                        self.auto_publish(end);
+                    }
                     self.blocked = Some((self.pos, now));
                 }
             }
