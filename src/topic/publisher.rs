@@ -23,6 +23,12 @@ use crate::topic::wait::{Backoff, Wait};
 /// `Sync`); any number of publishers, in any processes, may share a topic, unless one
 /// is [exclusive](Topic::exclusive_publisher).
 ///
+/// Every publishing call (`send*`, `try_send*`, [`Grant::commit`]) may also fail with
+/// [`SendError::ClaimLost`]: a subscriber turned the claim into a gap before the
+/// commit, having judged this process dead (see the crate docs on crashes and
+/// `fork()`). The record is then not published; a commit never reports success for
+/// it.
+///
 /// # Examples
 ///
 /// ```

@@ -669,7 +669,8 @@ shmbus_status shmbus_publisher_close(shmbus_publisher **publisher);
  * contents are unspecified. Commit soon: subscribers wait at an uncommitted claim.
  *
  * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_INVALID_ARGUMENT`
- * (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`.
+ * (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`,
+ * `SHMBUS_ERR_CLAIM_LOST` (see `shmbus_publisher_commit`).
  *
  * # Safety
  *
@@ -720,7 +721,8 @@ shmbus_status shmbus_publisher_abort(shmbus_publisher *publisher);
  * `position` is not NULL) receives the event's position.
  *
  * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_INVALID_ARGUMENT`
- * (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`.
+ * (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`,
+ * `SHMBUS_ERR_CLAIM_LOST` (see `shmbus_publisher_commit`).
  *
  * # Safety
  *

@@ -209,7 +209,8 @@ pub unsafe extern "C" fn shmbus_publisher_close(
 /// contents are unspecified. Commit soon: subscribers wait at an uncommitted claim.
 ///
 /// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_INVALID_ARGUMENT`
-/// (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`.
+/// (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`,
+/// `SHMBUS_ERR_CLAIM_LOST` (see `shmbus_publisher_commit`).
 ///
 /// # Safety
 ///
@@ -359,7 +360,8 @@ unsafe fn send(
 /// `position` is not NULL) receives the event's position.
 ///
 /// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_INVALID_ARGUMENT`
-/// (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`.
+/// (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`,
+/// `SHMBUS_ERR_CLAIM_LOST` (see `shmbus_publisher_commit`).
 ///
 /// # Safety
 ///
