@@ -42,7 +42,10 @@ fn bad_topic_names_are_rejected() {
         .capacity(4096)
         .open_or_create()
         .is_ok());
-    assert!(matches!(Bus::open("../x"), Err(OpenError::InvalidName(_))));
+    assert!(matches!(
+        Bus::open("../x"),
+        Err(OpenError::InvalidBusName(_))
+    ));
     assert_eq!(
         std::fs::read_dir(&tb.dir).unwrap().count(),
         1,

@@ -218,6 +218,8 @@ pub(crate) struct BadWord {
     pub word: String,
     /// The value found.
     pub value: u64,
+    /// A check that an honest ring can fail for a moment (see [`Ring::check_words`]).
+    pub transient: bool,
 }
 
 impl BadWord {
@@ -225,6 +227,7 @@ impl BadWord {
         BadWord {
             word: word.to_string(),
             value,
+            transient: false,
         }
     }
 }
@@ -937,12 +940,28 @@ impl<M: Memory> Ring<M> {
     /// A scribbled tail (`u64::MAX`, `1 << 40`) or consumer position fails here, so a
     /// reader reports it instead of waiting for records that will never come, and no
     /// gap is ever written on the strength of it.
-    pub fn check_words(&self) -> Result<(), BadWord> {
+    ///
+    /// The reach check can fail for a moment without a scribbler: a named slot that
+    /// is taken over holds its old (possibly lapped) position until its new owner
+    /// joins. So a failing reach check is confirmed once more after a pause longer
+    /// than that window, and `own` (the caller's slot, mid-join) is left out.
+    pub fn check_words(&self, own: Option<usize>) -> Result<(), BadWord> {
+        match self.check_words_once(own) {
+            Err(bad) if bad.transient => {
+                #[cfg(not(loom))]
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                self.check_words_once(own)
+            }
+            r => r,
+        }
+    }
+
+    fn check_words_once(&self, own: Option<usize>) -> Result<(), BadWord> {
         let mut min = u64::MAX;
         let mut positions = [(usize::MAX, 0u64); MAX_CONSUMERS];
         for (i, slot) in positions.iter_mut().enumerate() {
             let st = owner_state(self.cword(i, C_OWNER).load(Ordering::SeqCst));
-            if st == SLOT_ACTIVE || st == SLOT_DETACHED {
+            if (st == SLOT_ACTIVE || st == SLOT_DETACHED) && own != Some(i) {
                 *slot = (i, self.cword(i, C_POSITION).load(Ordering::SeqCst));
             }
         }
@@ -957,6 +976,7 @@ impl<M: Memory> Ring<M> {
                 return Err(BadWord {
                     word: format!("consumer {i} position (tail {t})"),
                     value: p,
+                    transient: false,
                 });
             }
             min = min.min(p);
@@ -966,6 +986,7 @@ impl<M: Memory> Ring<M> {
             return Err(BadWord {
                 word: format!("tail (slowest consumer at {min})"),
                 value: t,
+                transient: true,
             });
         }
         Ok(())
@@ -980,7 +1001,7 @@ impl<M: Memory> Ring<M> {
             return false;
         }
         // Never write a gap on the strength of scribbled words.
-        if self.check_words().is_err() {
+        if self.check_words_once(None).is_err() {
             return false;
         }
         let me = my_owner(SLOT_ACTIVE);
@@ -1053,7 +1074,7 @@ impl<M: Memory> Ring<M> {
     /// [`Ring::check_words`], if `pos` is not below the tail, or if the claim is
     /// committed or held by a live producer.
     pub fn abandoned_gap(&self, pos: u64, live: &impl Liveness) -> Option<u64> {
-        self.check_words().ok()?;
+        self.check_words(None).ok()?;
         let t = self.tail_boundary();
         if pos >= t || !matches!(self.read_at(pos), Read::NotYet) {
             return None;

@@ -182,7 +182,7 @@ impl<E: Payload> SubscriberBuilder<E> {
             Err(e)
         };
         // Trust no shared word a scribbler may have touched (see `Ring::check_words`).
-        if let Err(bad) = ring.check_words() {
+        if let Err(bad) = ring.check_words(Some(slot)) {
             return fail(AttachError::CorruptWord {
                 word: bad.word,
                 value: bad.value,
@@ -706,7 +706,7 @@ impl<E: Payload> Subscriber<E> {
         match self.blocked {
             Some((p, since)) if p == self.pos => {
                 if now.saturating_sub(since) >= ring.p.unblock_timeout_ns {
-                    if let Err(bad) = ring.check_words() {
+                    if let Err(bad) = ring.check_words(None) {
                         return Err(RecvError::CorruptWord {
                             position: self.pos,
                             word: bad.word,
