@@ -10,6 +10,10 @@ use std::path::PathBuf;
 pub enum OpenError {
     /// The topic name is not `[A-Za-z0-9._-]{1,128}` or starts with `.`.
     InvalidName(String),
+    /// The bus name given to [`crate::Bus::open`] is not `[A-Za-z0-9._-]{1,128}` or
+    /// starts with `.` (the same rules as topic names; a bus given by its directory,
+    /// [`crate::Bus::open_dir`], has no name to check).
+    InvalidBusName(String),
     /// A builder setting is out of range.
     InvalidConfig(String),
     /// An I/O call failed on `path`.
@@ -113,6 +117,14 @@ pub enum AttachError {
     },
     /// Mapping the ring for writing failed.
     Io(String),
+    /// A shared word of the ring header breaks the ring's invariants (it was
+    /// scribbled): the subscriber did not join.
+    CorruptWord {
+        /// Which word (e.g. `tail`, `consumer 3 position`).
+        word: String,
+        /// The value found in it.
+        value: u64,
+    },
 }
 
 /// An error rkyv reported (serialising an event, or validating an archive), kept whole
@@ -157,6 +169,14 @@ pub enum SendError {
     },
     /// rkyv could not serialise the event.
     Serialize(ArchiveError),
+    /// The claim at `position` was turned into a gap before it was committed (a
+    /// subscriber judged this producer dead after the topic's unblock timeout): the
+    /// record was **not** published, and subscribers see a gap in its place. Publish
+    /// it again if it matters. See the crate docs on crashes and `fork()`.
+    ClaimLost {
+        /// Position of the claim that was lost.
+        position: u64,
+    },
 }
 
 /// Receiving failed.
@@ -194,6 +214,17 @@ pub enum RecvError {
         /// What is wrong.
         what: &'static str,
     },
+    /// A shared word of the ring header breaks the ring's invariants (it was
+    /// scribbled), so the records the subscriber waits for may never come: it stops
+    /// waiting and writes nothing.
+    CorruptWord {
+        /// Where the subscriber is.
+        position: u64,
+        /// Which word (e.g. `tail`, `consumer 3 position`).
+        word: String,
+        /// The value found in it.
+        value: u64,
+    },
 }
 
 /// Any shmbus error.
@@ -226,6 +257,10 @@ impl fmt::Display for OpenError {
             OpenError::InvalidName(n) => write!(
                 f,
                 "invalid topic name {n:?}: use 1 to 128 of [A-Za-z0-9._-], not starting with '.'"
+            ),
+            OpenError::InvalidBusName(n) => write!(
+                f,
+                "invalid bus name {n:?}: use 1 to 128 of [A-Za-z0-9._-], not starting with '.'"
             ),
             OpenError::InvalidConfig(why) => write!(f, "invalid topic configuration: {why}"),
             OpenError::Io { path, op, source } => {
@@ -315,6 +350,9 @@ impl fmt::Display for AttachError {
                 "position {requested} was overwritten; the oldest retained is {oldest}"
             ),
             AttachError::Io(e) => write!(f, "{e}"),
+            AttachError::CorruptWord { word, value } => {
+                write!(f, "corrupt ring header: {word} is {value} ({value:#x})")
+            }
         }
     }
 }
@@ -334,6 +372,11 @@ impl fmt::Display for SendError {
                 )
             }
             SendError::Serialize(e) => write!(f, "could not serialise the event: {e}"),
+            SendError::ClaimLost { position } => write!(
+                f,
+                "the claim at position {position} was turned into a gap before its commit \
+                 (this producer was judged dead): the record was not published"
+            ),
         }
     }
 }
@@ -361,6 +404,14 @@ impl fmt::Display for RecvError {
             RecvError::Corrupt { position, what } => {
                 write!(f, "corrupt record header at {position}: {what}")
             }
+            RecvError::CorruptWord {
+                position,
+                word,
+                value,
+            } => write!(
+                f,
+                "corrupt ring header: {word} is {value} ({value:#x}); stopped at {position}"
+            ),
         }
     }
 }

@@ -16,6 +16,26 @@
 //!   subscriber is evicted by the first producer it blocks; a producer that dies between
 //!   claim and commit leaves a claim that a subscriber turns into a gap record after the
 //!   topic's unblock timeout. Nothing committed is lost; no lock is held across a wait.
+//!   A claim and its gap are decided by one CAS on the record's commit word, so a
+//!   producer that was judged dead but is not (another PID namespace, a hidden
+//!   `/proc`) gets [`SendError::ClaimLost`] from its commit, never success with a gap
+//!   in its place. A live producer is never judged dead for being slow: one stopped
+//!   (SIGSTOP, a debugger) between claim and commit holds subscribers at its claim
+//!   until it continues.
+//! - **What a reader writes into a ring**: a subscriber writes its own consumer slot
+//!   (position, progress, heartbeat, name), the shared count of sleeping waiters while
+//!   it blocks, and, after the topic's unblock timeout at a claim no live producer
+//!   holds, the gap record that replaces it (and the gap counters). It never writes a
+//!   gap when the shared words fail their invariants (a scribbled tail or position:
+//!   [`AttachError::CorruptWord`] on open, [`RecvError::CorruptWord`] when blocked).
+//!   An *inspecting* subscriber ([`SubscriberBuilder::inspect`], for queries, `tail`
+//!   and monitors) writes only its own slot and the waiter count: it skips an
+//!   abandoned claim on its own instead of writing the gap.
+//! - **`fork()`**: handles opened before `fork()` belong to the parent; a child (with
+//!   or without `exec`) opens its own [`Bus`], [`Topic`], [`Publisher`] and
+//!   [`Subscriber`]. The process identity the library registers in slots (pid and
+//!   start time) is re-read when `getpid()` changes, so a forked child is judged by its
+//!   own identity, alive while it runs.
 //! - **Waiting**: spin, yield, back off, or block on a futex in the shared header (no CPU
 //!   while idle; producers pay for a wake-up only when a subscriber sleeps).
 //! - **Typed events** carry a schema stored in the ring file, so tools decode any event

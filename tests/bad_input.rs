@@ -42,7 +42,10 @@ fn bad_topic_names_are_rejected() {
         .capacity(4096)
         .open_or_create()
         .is_ok());
-    assert!(matches!(Bus::open("../x"), Err(OpenError::InvalidName(_))));
+    assert!(matches!(
+        Bus::open("../x"),
+        Err(OpenError::InvalidBusName(_))
+    ));
     assert_eq!(
         std::fs::read_dir(&tb.dir).unwrap().count(),
         1,
@@ -378,7 +381,7 @@ fn dropped_grant_becomes_padding_and_committed_grant_arrives() {
     let mut g = p.claim(5).unwrap();
     g.payload().copy_from_slice(b"kept!");
     g.set_type_id(3);
-    let pos = g.commit();
+    let pos = g.commit().unwrap();
     let ev = sub.try_recv_bytes().unwrap().unwrap();
     assert_eq!(
         (ev.position(), ev.type_id(), ev.bytes()),

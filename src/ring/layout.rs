@@ -73,7 +73,7 @@
 //!
 //! | offset | size | field                                                          |
 //! |-------:|-----:|----------------------------------------------------------------|
-//! |      0 |    8 | commit word: `position \| flags` (bit 0 committed, 1 padding, 2 gap) |
+//! |      0 |    8 | commit word: `position \| flags` (bit 0 committed, 1 padding, 2 gap; `position \| gap` without bit 0: a gap being written, see `ring::protocol`) |
 //! |      8 |    4 | payload length in bytes                                        |
 //! |     12 |    4 | reserved, zero                                                 |
 //! |     16 |    8 | type id                                                        |

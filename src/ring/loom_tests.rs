@@ -108,6 +108,12 @@ impl Memory for LoomMem {
         }
     }
 
+    fn cas_data_word(&self, off: usize, current: u64, new: u64) -> bool {
+        self.word(off)
+            .compare_exchange(current, new, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
     fn store_gap(&self, off: usize, len: u32, commit: u64) {
         self.word(off + R_LEN).store(len as u64, Ordering::Relaxed);
         self.word(off).store(commit, Ordering::Release);
@@ -193,8 +199,10 @@ fn write_commit(r: &Ring<LoomMem>, cur: &mut ProducerCursor, c: Claim) {
     }
     // SAFETY: the claim owns these bytes until commit.
     unsafe { r.mem.write(r.data_off(c.pos) + RECORD_HEADER, &payload) };
+    r.begin_commit(cur, c.pos)
+        .expect("nobody unblocks in this model");
     r.write_header(c.pos, c.len, TYPE, c.pos + 1);
-    r.commit(cur, c);
+    r.commit(cur, c).expect("nobody unblocks in this model");
 }
 
 /// Claim, write and commit one record of `len` payload bytes. Returns its position
@@ -517,4 +525,150 @@ fn loom_exclusive_horizon_step_races_join() {
         p.join().unwrap();
         assert_eq!(seen.last().map(|s| s.0), Some(384));
     });
+}
+
+/// Everyone is judged dead: an unblocker that misjudges a live producer (a forked child
+/// with its parent's identity, another PID namespace).
+struct Dead;
+
+impl Liveness for Dead {
+    fn alive(&self, _pid: u32, _start28: u64) -> bool {
+        false
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+}
+
+/// The producer side of (g): claim `len` bytes, write the payload, then try to
+/// commit as `Publisher::publish` does. Returns the record's position and whether the commit
+/// was reported as successful.
+fn stalled_publish(r: &Ring<LoomMem>, len: usize) -> (u64, bool) {
+    let live = Live::new();
+    let mut cur = ProducerCursor::new(0);
+    r.pword(0, P_OWNER)
+        .store(owner(7, 7, SLOT_ACTIVE), Ordering::SeqCst);
+    let (c, _) = claim(r, &mut cur, len, &live);
+    let mut payload = vec![0u8; c.len];
+    for (i, w) in payload.chunks_exact_mut(8).enumerate() {
+        w.copy_from_slice(&tag(c.pos, i).to_le_bytes());
+    }
+    // SAFETY: the claim owns these bytes until commit (or until it is lost, after
+    // which readers skip them as a gap).
+    unsafe { r.mem.write(r.data_off(c.pos) + RECORD_HEADER, &payload) };
+    if r.begin_commit(&mut cur, c.pos).is_err() {
+        return (c.pos, false);
+    }
+    r.write_header(c.pos, c.len, TYPE, c.pos + 1);
+    (c.pos, r.commit(&mut cur, c).is_ok())
+}
+
+/// Run (g) with the consumer blocked at `at`, where the producer's claim (after
+/// padding, if any) ends at `end`.
+fn stalled_producer_races_unblocker(r: Arc<Ring<LoomMem>>, at: u64, len: usize, end: u64) {
+    register(&r, 0, at);
+    let p = {
+        let r = r.clone();
+        thread::spawn(move || stalled_publish(&r, len))
+    };
+    let u = {
+        let r = r.clone();
+        thread::spawn(move || {
+            // Blocked at `at` with the claim in the tail, past the unblock timeout.
+            while r.tail().load(Ordering::SeqCst) <= at {
+                thread::yield_now();
+            }
+            r.unblock(at, &Dead)
+        })
+    };
+    let (pos, committed) = p.join().unwrap();
+    let _ = u.join().unwrap();
+    // Whatever the unblocker did, the consumer at `at` now finds the outcome.
+    let mut q = at;
+    let outcome = loop {
+        match r.read_at(q) {
+            Read::Record(h) => {
+                assert_eq!((h.position, h.len as usize, h.type_id), (pos, len, TYPE));
+                let mut buf = vec![0u8; len];
+                r.mem.read(r.data_off(pos) + RECORD_HEADER, &mut buf);
+                check_payload(pos, &buf);
+                assert_eq!(h.next(), end);
+                break true;
+            }
+            Read::Skip { next, gap: false } => q = next,
+            Read::Skip { next, gap: true } if next >= end => break false,
+            Read::Skip { next, gap: true } => {
+                // The losing producer wrote its own length into the gap's header: a
+                // shorter skip, to its record's position, which it never committed.
+                assert_eq!(next, pos, "gap [{q}, {next}) ends off a record boundary");
+                assert_eq!(r.read_at(pos), Read::NotYet);
+                assert!(!committed);
+                // A consumer blocked there unblocks it in turn (no intent holds it).
+                assert!(r.unblock(pos, &Dead));
+                q = next;
+            }
+            other => panic!("{other:?} at {q} after both sides finished"),
+        }
+    };
+    assert_eq!(
+        outcome,
+        committed,
+        "commit reported {committed}, but the consumer read a {}",
+        if outcome { "record" } else { "gap" }
+    );
+    OUTCOMES[usize::from(outcome)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How often (g) ended with a gap (0) and with the record (1): both must occur, or
+/// the model did not race the two sides.
+static OUTCOMES: [std::sync::atomic::AtomicUsize; 2] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
+fn assert_both_outcomes() {
+    let n = OUTCOMES
+        .each_ref()
+        .map(|o| o.swap(0, std::sync::atomic::Ordering::Relaxed));
+    eprintln!("loom: {} gaps, {} records", n[0], n[1]);
+    assert!(
+        n[0] > 0 && n[1] > 0,
+        "outcomes {n:?}: the model never raced"
+    );
+}
+
+/// (g) A producer stalled between claim and commit races an unblocker that judges it
+/// dead. Exactly one of: the commit succeeds and the record is read, or the commit
+/// fails and a gap is read. Never a successful commit with a gap in its place, and a
+/// gap's header, even one the losing producer wrote its length into, ends at a
+/// boundary at or past the claim's record.
+#[test]
+fn loom_stalled_producer_races_unblocker() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    model(|| stalled_producer_races_unblocker(ring(256), 0, 8, 64));
+    assert_both_outcomes();
+}
+
+/// (g) and (g') share the outcome counters.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// (g') As (g), for a claim that crosses the end of the lap: the padding in front of
+/// the record is written and decided at commit time, so a producer whose padding
+/// position became a gap loses the whole claim (the gap starts at the padding).
+#[test]
+fn loom_stalled_producer_at_the_wrap_races_unblocker() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    model(|| {
+        let r = ring(256);
+        // Three records (192 bytes) already committed and read: the next 96-byte
+        // record does not fit before 256, so the claim is padding [192, 256) then the
+        // record at 256.
+        let live = Live::new();
+        let mut cur = ProducerCursor::new(1);
+        for k in 0..3 {
+            assert_eq!(publish(&r, &mut cur, 8, &live).0, 64 * k);
+        }
+        stalled_producer_races_unblocker(r, 192, 96, 384);
+    });
+    assert_both_outcomes();
 }

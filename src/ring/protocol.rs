@@ -30,7 +30,44 @@
 //! first known boundary after it: a committed record, any producer's claim intent, or
 //! the tail. Every record start in that range is such a boundary, because a claim's
 //! intent stays in its slot until its commit word is stored.
-
+//!
+//! # One decision per record: commit or gap
+//!
+//! "Dead" is a judgement from outside (pid and start time, see `sys::os`), and a
+//! judgement can be wrong: a child forked without `exec` that registered its parent's
+//! identity, a producer in another PID namespace, a `/proc` that hides processes. So
+//! the unblocker and a producer judged dead never both publish the record at `p`:
+//! each moves the commit word at `p` with one CAS from whatever an earlier lap left
+//! there, and exactly one CAS succeeds.
+//!
+//! - The producer ([`Ring::commit_record`]) moves it to `p | COMMITTED`. It fails if
+//!   the word is already tagged with `p` (a gap, pending or written) or belongs to a
+//!   later lap's record (lossy mode, or a producer stalled for a lap); it then clears
+//!   its intent, commits nothing more of its claim, and reports the loss
+//!   (`SendError::ClaimLost`, `SHMBUS_ERR_CLAIM_LOST`), never success.
+//! - The unblocker moves it to `p | GAP` without `COMMITTED`: a *pending* gap, which
+//!   readers treat as "not yet" and which makes the producer's CAS fail. Only then does
+//!   it write the gap's length and store `p | COMMITTED | GAP` (release).
+//!
+//! The padding a claim puts in front of its span at the end of a lap is written at
+//! commit time ([`Ring::begin_commit`]) and decided the same way, so a claim whose
+//! padding position became a gap is lost as a whole, before any of its records.
+//!
+//! Which bytes may a producer still write after it lost? Its payload (written before
+//! the CAS, by `send`'s copy or by a grant's holder) lies inside the gap: a gap runs
+//! from `p` to the next boundary, at or after the claim's end, and readers never read
+//! a gap's bytes past its header. Its record header (length, type, time: written
+//! before the CAS, so that a reader who acquires the commit word sees it) may land
+//! on the gap's header after the gap's length was written. That is harmless by
+//! construction: readers read only the length of a gap, and the producer's length
+//! is its own record's, which ends at a record boundary inside the claim, so a reader
+//! that reads it skips a shorter stretch and meets the rest of the claim as records
+//! that are never committed, which become gaps in turn. The commit word, the one
+//! thing that decides, is never written by the loser. What no protocol can stop is a
+//! producer wrongly judged dead that stalls until a later lap reuses its bytes and
+//! then writes into them; the fork-safe identity of `sys::os` keeps that judgement
+//! right on one PID namespace.
+//!
 use crate::ring::layout::*;
 use crate::sys::sync::{fence, sc_pair_point, spin_hint, AtomicU32, AtomicU64, Ordering};
 
@@ -50,6 +87,10 @@ pub(crate) trait Memory {
     unsafe fn write(&self, off: usize, src: &[u8]);
     /// Copy bytes at `off` into `dst` (racy reads are allowed: lossy readers validate).
     fn read(&self, off: usize, dst: &mut [u8]);
+    /// CAS the commit word at `off` in the data region from `current` to `new`
+    /// (SeqCst), as a consumer that may map the data read-only (the unblocker's half
+    /// of a record's one decision). Returns whether it succeeded.
+    fn cas_data_word(&self, off: usize, current: u64, new: u64) -> bool;
     /// Store a record header's length then its commit word (release), as a consumer
     /// that may map the data read-only (used to write gap records).
     fn store_gap(&self, off: usize, len: u32, commit: u64);
@@ -169,6 +210,32 @@ pub(crate) enum ClaimFail {
     /// Reliable mode: a live consumer is a full ring behind.
     Full,
 }
+
+/// A shared word that breaks the ring's invariants (see [`Ring::check_words`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BadWord {
+    /// Which word, in words.
+    pub word: String,
+    /// The value found.
+    pub value: u64,
+    /// A check that an honest ring can fail for a moment (see [`Ring::check_words`]).
+    pub transient: bool,
+}
+
+impl BadWord {
+    fn new(word: &str, value: u64) -> BadWord {
+        BadWord {
+            word: word.to_string(),
+            value,
+            transient: false,
+        }
+    }
+}
+
+/// A producer's claim was turned into a gap before it committed (see
+/// [`Ring::begin_commit`]); nothing of it may be written any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClaimLost;
 
 /// Owner word of a slot: `pid << 32 | start28 << 4 | state`, where `start28` is the
 /// low 28 bits of the owner's process start time. Pid and start time in one word let
@@ -406,36 +473,21 @@ impl<M: Memory> Ring<M> {
         Ok(())
     }
 
-    /// After a claim of `[start, end)`: commit the padding to the end of the lap in
-    /// front of the span, if any, and return the span's position.
+    /// After a claim of `[start, end)`: return the span's position. The padding to
+    /// the end of the lap in front of the span, if any, is written by
+    /// [`Ring::begin_commit`], once the claim is decided (it overwrites old bytes, so a
+    /// joiner that forced `must_wait` holds it back like the span itself).
     #[inline]
     fn pad_to(
         &self,
-        cur: &mut ProducerCursor,
-        start: u64,
+        _cur: &mut ProducerCursor,
+        _start: u64,
         end: u64,
         size: u64,
-        mut must_wait: bool,
-        live: &impl Liveness,
+        must_wait: bool,
+        _live: &impl Liveness,
     ) -> Result<(u64, bool), ClaimFail> {
-        let pos = end.wrapping_sub(size);
-        if pos != start {
-            // Padding to the end of the lap, committed at once. If we must wait for a
-            // joiner, the padding waits too (it overwrites old bytes).
-            if must_wait {
-                self.wait_writable(cur, end, live);
-                must_wait = false;
-            }
-            self.write_header(
-                start,
-                pos.wrapping_sub(start) as usize - RECORD_HEADER,
-                0,
-                0,
-            );
-            self.commit_word(start)
-                .store(start | COMMITTED | PADDING, Ordering::Release);
-        }
-        Ok((pos, must_wait))
+        Ok((end.wrapping_sub(size), must_wait))
     }
 
     /// Rescan the consumer table: the new limit is the slowest live position plus
@@ -576,20 +628,84 @@ impl<M: Memory> Ring<M> {
         unsafe { self.mem.write(off + R_LEN, &h) };
     }
 
-    /// Publish a written claim: store its commit word (release), clear the intent,
-    /// and wake sleeping consumers if any announced themselves.
+    /// Before a producer writes the headers of a claim: if the claim crossed the end
+    /// of the lap, write and commit the padding in front of the span at `pos` (its
+    /// commit word decided as in [`Ring::commit_record`]). Fails, with the intent
+    /// cleared, if an unblocker turned the padding's position into a gap first: the
+    /// whole claim is then lost, and the producer writes nothing more.
     #[inline]
-    pub fn commit(&self, cur: &mut ProducerCursor, claim: Claim) {
-        self.commit_record(claim.pos);
-        self.finish_claim(cur, 1, claim.len as u64);
+    pub fn begin_commit(&self, cur: &mut ProducerCursor, pos: u64) -> Result<(), ClaimLost> {
+        let start = self.pword(cur.slot, P_CLAIM).load(Ordering::Relaxed);
+        if start < pos && pos - start <= self.p.capacity {
+            self.write_header(start, (pos - start) as usize - RECORD_HEADER, 0, 0);
+            if self.decide(start, start | COMMITTED | PADDING).is_err() {
+                self.lose_claim(cur);
+                return Err(ClaimLost);
+            }
+        }
+        Ok(())
     }
 
-    /// Publish one written record of a claim (its commit word, release).
+    /// The record's one decision (see the module docs): move the commit word at
+    /// `pos` from whatever an earlier lap left there to `to` with a CAS (release:
+    /// pairs with the consumer's acquire load in `read_at`). Fails if an unblocker
+    /// tagged the word with `pos` first (a gap, pending or written), or if a later
+    /// lap's record already owns the word.
     #[inline]
-    pub fn commit_record(&self, pos: u64) {
-        // Release: pairs with the consumer's acquire load in `read_at`.
-        self.commit_word(pos)
-            .store(pos | COMMITTED, Ordering::Release);
+    fn decide(&self, pos: u64, to: u64) -> Result<(), ClaimLost> {
+        let word = self.commit_word(pos);
+        let mut w = word.load(Ordering::Relaxed);
+        loop {
+            let at = w & !FLAG_MASK;
+            // Tagged with `pos` means flags too: a fresh ring is all zeros, which
+            // reads as position 0 with no flags.
+            // A later lap's record: committed, same offset, and already claimed (below
+            // the tail). Old payload bytes can look like anything, but hardly like a
+            // position between ours and the tail; the tail is loaded only then.
+            if (at == pos && w & (COMMITTED | GAP) != 0)
+                || (w & COMMITTED != 0
+                    && at > pos
+                    && (at - pos) & self.mask == 0
+                    && at < self.tail().load(Ordering::Relaxed))
+            {
+                return Err(ClaimLost);
+            }
+            match word.compare_exchange_weak(w, to, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// A claim was lost: clear the intent (nothing of it is written any more).
+    #[cold]
+    fn lose_claim(&self, cur: &mut ProducerCursor) {
+        self.pword(cur.slot, P_CLAIM)
+            .store(NO_CLAIM, Ordering::Release);
+    }
+
+    /// Publish a written claim: store its commit word (release), clear the intent,
+    /// and wake sleeping consumers if any announced themselves. The caller won the
+    /// claim with [`Ring::begin_commit`] before writing the header.
+    ///
+    /// Fails (the record is not published, the intent is cleared) if an unblocker
+    /// turned the claim into a gap first.
+    #[inline]
+    pub fn commit(&self, cur: &mut ProducerCursor, claim: Claim) -> Result<(), ClaimLost> {
+        if let Err(lost) = self.commit_record(claim.pos) {
+            self.lose_claim(cur);
+            return Err(lost);
+        }
+        self.finish_claim(cur, 1, claim.len as u64);
+        Ok(())
+    }
+
+    /// Publish one written record of a claim (its commit word, release), unless an
+    /// unblocker turned it into a gap first (then the caller must clear its intent,
+    /// commit nothing more of the claim, and report the loss).
+    #[inline]
+    pub fn commit_record(&self, pos: u64) -> Result<(), ClaimLost> {
+        self.decide(pos, pos | COMMITTED)
     }
 
     /// End a claim whose records are all committed: clear the intent, count them, and
@@ -610,11 +726,20 @@ impl<M: Memory> Ring<M> {
         self.wake_from(cur.light_wake);
     }
 
-    /// Turn an owned claim into padding (an abandoned grant).
+    /// Turn an owned claim into padding (an abandoned grant). If an unblocker turned
+    /// it into a gap meanwhile, there is nothing left to do.
     pub fn abort(&self, cur: &mut ProducerCursor, claim: Claim) {
+        if self.begin_commit(cur, claim.pos).is_err() {
+            return;
+        }
         self.write_header(claim.pos, claim.len, 0, 0);
-        self.commit_word(claim.pos)
-            .store(claim.pos | COMMITTED | PADDING, Ordering::Release);
+        if self
+            .decide(claim.pos, claim.pos | COMMITTED | PADDING)
+            .is_err()
+        {
+            self.lose_claim(cur);
+            return;
+        }
         self.pword(cur.slot, P_CLAIM)
             .store(NO_CLAIM, Ordering::Release);
         self.wake_from(cur.light_wake);
@@ -752,12 +877,78 @@ impl<M: Memory> Ring<M> {
         }
     }
 
+    /// Check the shared words a reader trusts against the ring's own invariants before
+    /// it waits on them or acts on them: every live or held consumer position is a
+    /// record boundary at or below the tail; the tail is a record boundary; and in
+    /// reliable mode the tail is within reach of the slowest such consumer: one
+    /// capacity, plus what producers that had not yet seen a joiner may have claimed
+    /// past it (a span, at most half a ring with its padding, per producer).
+    ///
+    /// A scribbled tail (`u64::MAX`, `1 << 40`) or consumer position fails here, so a
+    /// reader reports it instead of waiting for records that will never come, and no
+    /// gap is ever written on the strength of it.
+    ///
+    /// The reach check can fail for a moment without a scribbler: a named slot that
+    /// is taken over holds its old (possibly lapped) position until its new owner
+    /// joins. So a failing reach check is confirmed once more after a pause longer
+    /// than that window, and `own` (the caller's slot, mid-join) is left out.
+    pub fn check_words(&self, own: Option<usize>) -> Result<(), BadWord> {
+        match self.check_words_once(own) {
+            Err(bad) if bad.transient => {
+                #[cfg(not(loom))]
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                self.check_words_once(own)
+            }
+            r => r,
+        }
+    }
+
+    fn check_words_once(&self, own: Option<usize>) -> Result<(), BadWord> {
+        let mut min = u64::MAX;
+        let mut positions = [(usize::MAX, 0u64); MAX_CONSUMERS];
+        for (i, slot) in positions.iter_mut().enumerate() {
+            let st = owner_state(self.cword(i, C_OWNER).load(Ordering::SeqCst));
+            if (st == SLOT_ACTIVE || st == SLOT_DETACHED) && own != Some(i) {
+                *slot = (i, self.cword(i, C_POSITION).load(Ordering::SeqCst));
+            }
+        }
+        // Loaded after the positions: the tail only grows, and every position was at
+        // or below it when loaded.
+        let t = self.tail().load(Ordering::SeqCst);
+        if t & FLAG_MASK != 0 {
+            return Err(BadWord::new("tail", t));
+        }
+        for &(i, p) in positions.iter().filter(|(i, _)| *i != usize::MAX) {
+            if p & FLAG_MASK != 0 || p > t {
+                return Err(BadWord {
+                    word: format!("consumer {i} position (tail {t})"),
+                    value: p,
+                    transient: false,
+                });
+            }
+            min = min.min(p);
+        }
+        let slack = self.p.capacity.saturating_mul(1 + MAX_PRODUCERS as u64 / 2);
+        if self.p.mode == Mode::Reliable && min != u64::MAX && t - min > slack {
+            return Err(BadWord {
+                word: format!("tail (slowest consumer at {min})"),
+                value: t,
+                transient: true,
+            });
+        }
+        Ok(())
+    }
+
     /// A consumer blocked at `pos` (claimed but not committed) for longer than the
     /// unblock timeout calls this. If the claim's producer is dead, it becomes a gap
     /// record. Returns true if a record (gap or real) is now committed at `pos`.
     pub fn unblock(&self, pos: u64, live: &impl Liveness) -> bool {
         let t = self.tail_boundary();
         if pos >= t {
+            return false;
+        }
+        // Never write a gap on the strength of scribbled words.
+        if self.check_words_once(None).is_err() {
             return false;
         }
         let me = my_owner(SLOT_ACTIVE);
@@ -778,10 +969,12 @@ impl<M: Memory> Ring<M> {
         done
     }
 
-    fn unblock_locked(&self, pos: u64, t: u64, live: &impl Liveness) -> bool {
-        if !matches!(self.read_at(pos), Read::NotYet) {
-            return true;
-        }
+    /// If the claim holding `pos` (not committed, below the tail `t`) is abandoned
+    /// (no live producer's intent holds it), the end of the gap that replaces it: the
+    /// first known boundary after `pos` (a committed record, another claim's intent,
+    /// the tail, the end of the lap). `None` while a live producer holds it. Reads
+    /// only.
+    fn abandoned_end(&self, pos: u64, t: u64, live: &impl Liveness) -> Option<u64> {
         // Claims are disjoint spans, one or more records each: the one holding `pos`
         // is the one with the greatest intent at or before it.
         let mut end = t;
@@ -803,7 +996,7 @@ impl<M: Memory> Ring<M> {
         }
         if let Some((_, o)) = holder {
             if owner_state(o) == SLOT_ACTIVE && live.alive(owner_pid(o), owner_start(o)) {
-                return false; // a live producer is writing it
+                return None; // a live producer is writing it
             }
         }
         // Never past the end of the lap: the lap start is a boundary.
@@ -818,9 +1011,44 @@ impl<M: Memory> Ring<M> {
             }
             q += RECORD_ALIGN;
         }
-        // Re-check: the claim might have been committed meanwhile.
+        Some(end)
+    }
+
+    /// For a reader that writes nothing into the ring but its own consumer slot (an
+    /// inspecting subscriber): if the record at `pos` is an abandoned claim that an
+    /// unblocker would turn into a gap, where that gap would end. The reader skips
+    /// to it on its own instead of writing the gap. `None` if the shared words fail
+    /// [`Ring::check_words`], if `pos` is not below the tail, or if the claim is
+    /// committed or held by a live producer.
+    pub fn abandoned_gap(&self, pos: u64, live: &impl Liveness) -> Option<u64> {
+        self.check_words(None).ok()?;
+        let t = self.tail_boundary();
+        if pos >= t || !matches!(self.read_at(pos), Read::NotYet) {
+            return None;
+        }
+        self.abandoned_end(pos, t, live)
+    }
+
+    fn unblock_locked(&self, pos: u64, t: u64, live: &impl Liveness) -> bool {
         if !matches!(self.read_at(pos), Read::NotYet) {
             return true;
+        }
+        let Some(end) = self.abandoned_end(pos, t, live) else {
+            return false; // a live producer is writing it
+        };
+        // The record's one decision, unblocker side (pairs with the producer's CAS in
+        // `decide`): tag the commit word with `pos` as a pending gap, not committed,
+        // so readers still wait and the producer's commit fails; then write the gap.
+        // A pending gap left by an unblocker that died here is finished as it is.
+        let word = self.commit_word(pos);
+        let w = word.load(Ordering::SeqCst);
+        if w & !FLAG_MASK == pos && w & (COMMITTED | GAP) != 0 {
+            if w & COMMITTED != 0 {
+                return true;
+            }
+        } else if !self.mem.cas_data_word(self.data_off(pos), w, pos | GAP) {
+            // The producer committed (or the word moved): look again next time.
+            return !matches!(self.read_at(pos), Read::NotYet);
         }
         let len = (end - pos) as usize - RECORD_HEADER;
         self.mem

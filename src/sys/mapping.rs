@@ -191,6 +191,35 @@ impl Memory for Mapping {
         }
     }
 
+    fn cas_data_word(&self, off: usize, current: u64, new: u64) -> bool {
+        if let Data::ReadWrite(_) = self.data_map {
+            return self
+                .word(off)
+                .compare_exchange(current, new, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok();
+        }
+        // Read-only data mapping: through a one-page read-write mapping, as `store_gap`.
+        let page = 4096usize;
+        let file_off = off & !(page - 1);
+        let in_page = off - file_off;
+        // SAFETY: maps one page of the ring file shared; the CAS below is the only
+        // access, on a word the unblock lock holder decides.
+        let Ok(mut m) = (unsafe {
+            MmapOptions::new()
+                .offset(file_off as u64)
+                .len(page)
+                .map_mut(&self.file)
+        }) else {
+            return false;
+        };
+        let p = m.as_mut_ptr();
+        // SAFETY: in_page is 64-aligned within a page-aligned mapping that lives until
+        // the end of this function.
+        let w = unsafe { &*(p.add(in_page) as *const AtomicU64) };
+        w.compare_exchange(current, new, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok()
+    }
+
     fn store_gap(&self, off: usize, len: u32, commit: u64) {
         if let Data::ReadWrite(_) = self.data_map {
             // SAFETY: the unblock lock is held and the claim is abandoned: no one else

@@ -1,6 +1,7 @@
 //! Thin wrappers over the Linux calls shmbus needs: clocks, process identity and
 //! liveness, and futexes on shared memory.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -29,15 +30,46 @@ fn clock_ns(clock: libc::clockid_t) -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
-/// This process's id.
+/// This process's id (`getpid`, never cached: a forked child must not report its
+/// parent's).
 pub(crate) fn pid() -> u32 {
-    std::process::id()
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() as u32 }
 }
 
-/// This process's start time (field 22 of `/proc/self/stat`), read once.
+/// This process's start time (field 22 of `/proc/self/stat`).
+///
+/// Cached together with the pid it was read for, and read again when `getpid()`
+/// differs: a child created by `fork()` (without `exec`) inherits its parent's memory,
+/// cache included, and must not register slots under its parent's start time, or
+/// everyone else would judge the live child dead (its pid with a start time that is
+/// not its own) and turn its claims into gaps.
 pub(crate) fn own_start_time() -> u64 {
-    static START: OnceLock<u64> = OnceLock::new();
-    *START.get_or_init(|| start_time(pid()).unwrap_or(0))
+    static IDENTITY: AtomicU64 = AtomicU64::new(0);
+    let me = pid();
+    let cached = IDENTITY.load(Ordering::Relaxed);
+    // Layout: pid in the high 32 bits, the start time's low 32 bits below (start times
+    // are clock ticks after boot: 2^32 ticks at 100 Hz is over a year of uptime, and
+    // only the low 28 bits are ever compared).
+    if cached != 0 && (cached >> 32) as u32 == me {
+        return cached & 0xffff_ffff;
+    }
+    let start = test_start_skew(start_time(me).unwrap_or(0)) & 0xffff_ffff;
+    IDENTITY.store(u64::from(me) << 32 | start, Ordering::Relaxed);
+    start
+}
+
+/// Test hook: `SHMBUS_FAULT_FOREIGN_IDENTITY=1` makes this process register a start
+/// time that is not its own, as a process whose pid others cannot resolve would look
+/// (another PID namespace, a hidden `/proc`): everyone else judges it dead while it
+/// runs. Tests use it to check that a live producer judged dead never has a commit
+/// reported as successful after its claim became a gap.
+fn test_start_skew(start: u64) -> u64 {
+    if std::env::var_os("SHMBUS_FAULT_FOREIGN_IDENTITY").is_some_and(|v| v == "1") {
+        start.wrapping_add(1)
+    } else {
+        start
+    }
 }
 
 /// Start time of process `pid` in clock ticks after boot, or `None` if it is gone.
@@ -133,15 +165,22 @@ fn membarrier(cmd: libc::c_long) -> libc::c_long {
 /// `SHMBUS_NO_MEMBARRIER` (any value) turns this off.
 #[cfg(not(loom))]
 pub(crate) fn light_wake() -> bool {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    *REGISTERED.get_or_init(|| {
-        if std::env::var_os("SHMBUS_NO_MEMBARRIER").is_some() {
-            return false;
-        }
+    // `pid << 2 | registered << 1 | 1`, 0 before the first call. Keyed by pid like
+    // [`own_start_time`]: a child forked without `exec` has a new address space and
+    // asks (and registers) again instead of trusting its parent's answer.
+    static REGISTERED: AtomicU64 = AtomicU64::new(0);
+    let me = u64::from(pid());
+    let cached = REGISTERED.load(Ordering::Relaxed);
+    if cached != 0 && cached >> 2 == me {
+        return cached & 2 != 0;
+    }
+    let ok = std::env::var_os("SHMBUS_NO_MEMBARRIER").is_none() && {
         let q = membarrier(MEMBARRIER_CMD_QUERY);
         let want = MEMBARRIER_CMD_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED;
         q >= 0 && q & want == want && membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0
-    })
+    };
+    REGISTERED.store(me << 2 | u64::from(ok) << 1 | 1, Ordering::Relaxed);
+    ok
 }
 
 /// Loom cannot model `membarrier`: producers keep their fence.

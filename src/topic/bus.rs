@@ -43,10 +43,12 @@ impl Bus {
     ///
     /// # Errors
     ///
-    /// [`OpenError::InvalidName`] for a bad name, [`OpenError::Io`] if the directory
-    /// cannot be created, [`OpenError::UnsafePermissions`] if it is world-writable.
+    /// [`OpenError::InvalidBusName`] for a name that is not 1 to 128 of
+    /// `[A-Za-z0-9._-]` or starts with `.` (the topic-name rules), [`OpenError::Io`]
+    /// if the directory cannot be created, [`OpenError::UnsafePermissions`] if it is
+    /// world-writable.
     pub fn open(name: &str) -> Result<Bus, OpenError> {
-        check_name(name)?;
+        check_name(name).map_err(|_| OpenError::InvalidBusName(name.to_string()))?;
         Bus::open_dir(crate::topic::names::bus_dir(name))
     }
 

@@ -10,7 +10,7 @@ use rkyv::util::AlignedVec;
 
 use crate::error::{ArchiveError, AttachError, SendError};
 use crate::event::{Event, RkyvError};
-use crate::ring::{Claim, ClaimFail, ProducerCursor, Ring};
+use crate::ring::{Claim, ClaimFail, ClaimLost, ProducerCursor, Ring};
 use crate::sys::clock::RecordClock;
 use crate::sys::fault::{self, Point};
 use crate::sys::mapping::Mapping;
@@ -21,6 +21,12 @@ use crate::topic::{OsLiveness, Payload, Topic};
 /// A handle that publishes records on one topic. One per thread (it is `Send`, not
 /// `Sync`); any number of publishers, in any processes, may share a topic, unless one
 /// is [exclusive](Topic::exclusive_publisher).
+///
+/// Every publishing call (`send*`, `try_send*`, [`Grant::commit`]) may also fail with
+/// [`SendError::ClaimLost`]: a subscriber turned the claim into a gap before the
+/// commit, having judged this process dead (see the crate docs on crashes and
+/// `fork()`). The record is then not published; a commit never reports success for
+/// it.
 ///
 /// # Examples
 ///
@@ -139,6 +145,12 @@ impl<E> Drop for Publisher<E> {
         }
         self.ring.free_producer(self.cur.slot);
     }
+}
+
+/// A lost claim as the caller sees it.
+#[inline]
+fn lost(r: Result<(), ClaimLost>, position: u64) -> Result<(), SendError> {
+    r.map_err(|ClaimLost| SendError::ClaimLost { position })
 }
 
 /// An uncommitted claim: write the payload in place, then [`Grant::commit`]. Dropping
@@ -263,9 +275,10 @@ impl<E: Payload> Publisher<E> {
         let ring = &self.ring;
         // SAFETY: the claim owns these bytes until commit; producers map data read-write.
         unsafe { ring.payload_mut(claim.pos, payload.len()) }.copy_from_slice(payload);
+        lost(ring.begin_commit(&mut self.cur, claim.pos), claim.pos)?;
         ring.write_header(claim.pos, claim.len, type_id, self.clock.now());
         fault::hit(Point::BeforeCommit);
-        ring.commit(&mut self.cur, claim);
+        lost(ring.commit(&mut self.cur, claim), claim.pos)?;
         Ok(claim.pos)
     }
 
@@ -300,6 +313,7 @@ impl<E: Payload> Publisher<E> {
             first.get_or_insert(pos);
             let ring = &self.ring;
             let ts = self.clock.now();
+            lost(ring.begin_commit(&mut self.cur, pos), pos)?;
             let mut at = pos;
             let mut bytes = 0;
             for k in i..j {
@@ -309,7 +323,12 @@ impl<E: Payload> Publisher<E> {
                 unsafe { ring.payload_mut(at, p.len()) }.copy_from_slice(p);
                 ring.write_header(at, p.len(), type_id, ts);
                 fault::hit(Point::BeforeCommit);
-                ring.commit_record(at);
+                if ring.commit_record(at).is_err() {
+                    // Lost from here on (an unblocker judged us dead): the records
+                    // before `at` are published, this one and the rest are a gap.
+                    ring.finish_claim(&mut self.cur, (k - i) as u64, bytes);
+                    return Err(SendError::ClaimLost { position: at });
+                }
                 at += crate::ring::layout::record_size(p.len());
                 bytes += p.len() as u64;
             }
@@ -449,9 +468,10 @@ impl<E: Event + 'static> Publisher<E> {
                 .write(std::mem::MaybeUninit::zeroed());
             ev.resolve(resolver, rkyv::Place::new_unchecked(0, out));
         }
+        lost(ring.begin_commit(&mut self.cur, claim.pos), claim.pos)?;
         ring.write_header(claim.pos, size, E::TYPE_ID, self.clock.now());
         fault::hit(Point::BeforeCommit);
-        ring.commit(&mut self.cur, claim);
+        lost(ring.commit(&mut self.cur, claim), claim.pos)?;
         Ok(Some(claim.pos))
     }
 
@@ -551,14 +571,22 @@ impl<E: Payload> Grant<'_, E> {
     }
 
     /// Publish the record. Returns its position.
-    pub fn commit(mut self) -> u64 {
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::ClaimLost`] if a subscriber turned the claim into a gap before
+    /// this commit (it judged this producer dead after the topic's unblock timeout):
+    /// the record is not published, and nothing more is written into the ring.
+    pub fn commit(mut self) -> Result<u64, SendError> {
+        self.done = true;
+        let pos = self.claim.pos;
         let ts = self.publisher.clock.now();
         let ring = &self.publisher.ring;
-        ring.write_header(self.claim.pos, self.claim.len, self.type_id, ts);
+        lost(ring.begin_commit(&mut self.publisher.cur, pos), pos)?;
+        ring.write_header(pos, self.claim.len, self.type_id, ts);
         fault::hit(Point::BeforeCommit);
-        ring.commit(&mut self.publisher.cur, self.claim);
-        self.done = true;
-        self.claim.pos
+        lost(ring.commit(&mut self.publisher.cur, self.claim), pos)?;
+        Ok(pos)
     }
 
     /// Give the claim up: it becomes padding that subscribers skip (as on drop).

@@ -34,6 +34,7 @@ pub struct SubscriberBuilder<E> {
     start: Start,
     wait: Wait,
     accept_loss: bool,
+    inspect: bool,
     manual_commit: bool,
 }
 
@@ -46,6 +47,7 @@ impl<E: Payload> Topic<E> {
             start: Start::Latest,
             wait: Wait::Block,
             accept_loss: false,
+            inspect: false,
             manual_commit: false,
         }
     }
@@ -75,6 +77,16 @@ impl<E: Payload> SubscriberBuilder<E> {
     /// record instead of failing with [`AttachError::PositionLost`].
     pub fn accept_loss(mut self, yes: bool) -> Self {
         self.accept_loss = yes;
+        self
+    }
+
+    /// An inspecting reader (a query, a `tail`, a monitor): it writes nothing into the
+    /// ring but its own consumer slot (and the shared count of sleeping waiters while
+    /// it blocks). At a claim that a dead producer abandoned it does not write the gap
+    /// record that other subscribers write after the unblock timeout; it skips the
+    /// same bytes on its own and counts them in [`Subscriber::gaps`].
+    pub fn inspect(mut self, yes: bool) -> Self {
+        self.inspect = yes;
         self
     }
 
@@ -131,6 +143,13 @@ impl<E: Payload> SubscriberBuilder<E> {
             ring.abandon_consumer(slot, self.name.is_some() && resume.is_some());
             Err(e)
         };
+        // Trust no shared word a scribbler may have touched (see `Ring::check_words`).
+        if let Err(bad) = ring.check_words(Some(slot)) {
+            return fail(AttachError::CorruptWord {
+                word: bad.word,
+                value: bad.value,
+            });
+        }
         let tail = ring.tail_boundary();
         let want = match (resume, self.start) {
             (Some(p), _) => p,
@@ -190,6 +209,7 @@ impl<E: Payload> SubscriberBuilder<E> {
             blocked: None,
             named: self.name.is_some(),
             manual: self.manual_commit,
+            inspect: self.inspect,
             live: OsLiveness,
             _e: PhantomData,
         })
@@ -242,6 +262,8 @@ pub struct Subscriber<E = crate::Raw> {
     named: bool,
     /// Publish the position only on an explicit commit.
     manual: bool,
+    /// Never write a gap record (see [`SubscriberBuilder::inspect`]).
+    inspect: bool,
     live: OsLiveness,
     _e: PhantomData<fn() -> E>,
 }
@@ -473,7 +495,7 @@ impl<E: Payload> Subscriber<E> {
                             return Ok(Next::Empty);
                         }
                     }
-                    self.maybe_unblock(now);
+                    self.maybe_unblock(now)?;
                     self.idle(&mut backoff, deadline, now);
                 }
             }
@@ -495,21 +517,40 @@ impl<E: Payload> Subscriber<E> {
         }
     }
 
-    fn maybe_unblock(&mut self, now: u64) {
+    /// Blocked at `pos` below the tail: after the unblock timeout, check the shared
+    /// words (a scribbled tail promises records that never come: a typed error, not
+    /// a wait without end) and turn an abandoned claim into a gap.
+    fn maybe_unblock(&mut self, now: u64) -> Result<(), RecvError> {
         let ring = &self.topic.inner.ring;
         if ring.tail().load(Ordering::Acquire) <= self.pos {
             self.blocked = None;
-            return;
+            return Ok(());
         }
         match self.blocked {
             Some((p, since)) if p == self.pos => {
                 if now.saturating_sub(since) >= ring.p.unblock_timeout_ns {
-                    ring.unblock(self.pos, &self.live);
+                    if let Err(bad) = ring.check_words(None) {
+                        return Err(RecvError::CorruptWord {
+                            position: self.pos,
+                            word: bad.word,
+                            value: bad.value,
+                        });
+                    }
+                    if !self.inspect {
+                        ring.unblock(self.pos, &self.live);
+                    } else if let Some(end) = ring.abandoned_gap(self.pos, &self.live) {
+                        // Skip it as the gap it would become, writing nothing.
+                        self.gaps += 1;
+                        self.gap_bytes += end - self.pos;
+                        self.pos = end;
+                        self.auto_publish(end);
+                    }
                     self.blocked = Some((self.pos, now));
                 }
             }
             _ => self.blocked = Some((self.pos, now)),
         }
+        Ok(())
     }
 
     #[cold]

@@ -22,6 +22,16 @@
  *   between calls). Open one per thread.
  * - shmbus_strerror, shmbus_version: thread-safe; shmbus_last_error is per thread.
  *
+ * fork()
+ * - Handles opened before fork() belong to the parent. A child created by fork()
+ *   (with or without exec) must not use them: it opens its own bus, topic, publisher
+ *   and subscriber handles. A child's own handles register the child's own identity
+ *   (pid and process start time, re-read after fork), so other processes judge it
+ *   alive and its claims are never turned into gaps while it runs.
+ * - A claim that a subscriber did turn into a gap (its process was judged dead after
+ *   the topic's unblock timeout) fails at commit with SHMBUS_ERR_CLAIM_LOST: the
+ *   event was not published. A commit never reports SHMBUS_OK for a lost claim.
+ *
  * Lifetimes of borrowed memory
  * - A claimed payload (shmbus_publisher_claim) is writable until commit or abort.
  * - A received payload (shmbus_event.payload) is readable until
@@ -125,8 +135,8 @@ typedef enum {
    */
   SHMBUS_ERR_NULL = 1,
   /**
-   * An argument is out of range: a zero length, an unknown flag, a bad topic or
-   * subscriber name, a capacity that is not a power of two from 4 KiB to 1 TiB,
+   * An argument is out of range: a zero length, an unknown flag, a bad bus, topic
+   * or subscriber name, a capacity that is not a power of two from 4 KiB to 1 TiB,
    * a string that is not UTF-8.
    */
   SHMBUS_ERR_INVALID_ARGUMENT = 2,
@@ -193,7 +203,9 @@ typedef enum {
    */
   SHMBUS_ERR_LAGGED = 16,
   /**
-   * The ring holds a malformed record header.
+   * The ring holds a malformed record header, or a shared header word (the tail, a
+   * subscriber position) that breaks the ring's invariants; `shmbus_last_error()`
+   * names the word and its value.
    */
   SHMBUS_ERR_CORRUPT = 17,
   /**
@@ -240,6 +252,14 @@ typedef enum {
    * what and at which column.
    */
   SHMBUS_ERR_JSON = 27,
+  /**
+   * The pending claim was turned into a gap before this commit: a subscriber judged
+   * this publisher's process dead after the topic's unblock timeout (for example a
+   * child forked without exec that uses a publisher its parent opened, or a process
+   * in another PID namespace). The event was **not** published and subscribers see
+   * a gap in its place; the claim is gone (publish again if it matters).
+   */
+  SHMBUS_ERR_CLAIM_LOST = 28,
 } shmbus_status;
 
 /**
@@ -323,9 +343,11 @@ typedef struct {
  */
 typedef struct {
   /**
-   * NULL for an anonymous subscriber, or a durable name (1 to 104 bytes of UTF-8):
-   * its position lives in the ring file and a later subscriber with the same name
-   * resumes there (`start` is used only the first time).
+   * NULL for an anonymous subscriber, or a durable name (1 to 96 bytes of UTF-8:
+   * the room a consumer slot of the ring file has for it; longer or empty is
+   * `SHMBUS_ERR_INVALID_ARGUMENT`): its position lives in the ring file and a later
+   * subscriber with the same name resumes there (`start` is used only the first
+   * time).
    */
   const char *name;
   /**
@@ -404,8 +426,14 @@ extern "C" {
  * On success `*out` is a new handle, to be closed with `shmbus_bus_close`; on failure
  * it is NULL.
  *
- * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_INVALID_ARGUMENT` (a name that is not 1 to
- * 128 of `[A-Za-z0-9._-]`), `SHMBUS_ERR_IO`, `SHMBUS_ERR_PERMISSION`.
+ * Bus names follow the topic-name rules: 1 to 128 bytes of `[A-Za-z0-9._-]`, not
+ * starting with `.` (so `"."`, `".."` and hidden names such as `".hidden"` are
+ * refused), and no `/`: a bus in another place is opened with
+ * `shmbus_bus_open_dir`.
+ *
+ * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_INVALID_ARGUMENT` (a name that breaks those
+ * rules; `shmbus_last_error()` then says "invalid bus name"), `SHMBUS_ERR_IO`,
+ * `SHMBUS_ERR_PERMISSION`.
  *
  * # Safety
  *
@@ -641,7 +669,8 @@ shmbus_status shmbus_publisher_close(shmbus_publisher **publisher);
  * contents are unspecified. Commit soon: subscribers wait at an uncommitted claim.
  *
  * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_INVALID_ARGUMENT`
- * (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`.
+ * (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`,
+ * `SHMBUS_ERR_CLAIM_LOST` (see `shmbus_publisher_commit`).
  *
  * # Safety
  *
@@ -661,9 +690,12 @@ shmbus_status shmbus_publisher_try_claim(shmbus_publisher *publisher, size_t len
 
 /**
  * Publish the pending claim; `*position` (if `position` is not NULL) receives the
- * event's position. The payload pointer is no longer the caller's.
+ * event's position. The payload pointer is no longer the caller's, whatever the
+ * result.
  *
- * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_NO_CLAIM`.
+ * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_NO_CLAIM`,
+ * `SHMBUS_ERR_CLAIM_LOST` (a subscriber turned the claim into a gap first, judging
+ * this process dead: the event was not published; the claim is gone).
  *
  * # Safety
  *
@@ -689,7 +721,8 @@ shmbus_status shmbus_publisher_abort(shmbus_publisher *publisher);
  * `position` is not NULL) receives the event's position.
  *
  * Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_INVALID_ARGUMENT`
- * (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`.
+ * (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`,
+ * `SHMBUS_ERR_CLAIM_LOST` (see `shmbus_publisher_commit`).
  *
  * # Safety
  *

@@ -111,8 +111,14 @@ pub(crate) unsafe fn utf8_arg<'a>(
 /// On success `*out` is a new handle, to be closed with `shmbus_bus_close`; on failure
 /// it is NULL.
 ///
-/// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_INVALID_ARGUMENT` (a name that is not 1 to
-/// 128 of `[A-Za-z0-9._-]`), `SHMBUS_ERR_IO`, `SHMBUS_ERR_PERMISSION`.
+/// Bus names follow the topic-name rules: 1 to 128 bytes of `[A-Za-z0-9._-]`, not
+/// starting with `.` (so `"."`, `".."` and hidden names such as `".hidden"` are
+/// refused), and no `/`: a bus in another place is opened with
+/// `shmbus_bus_open_dir`.
+///
+/// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_INVALID_ARGUMENT` (a name that breaks those
+/// rules; `shmbus_last_error()` then says "invalid bus name"), `SHMBUS_ERR_IO`,
+/// `SHMBUS_ERR_PERMISSION`.
 ///
 /// # Safety
 ///

@@ -209,7 +209,8 @@ pub unsafe extern "C" fn shmbus_publisher_close(
 /// contents are unspecified. Commit soon: subscribers wait at an uncommitted claim.
 ///
 /// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_INVALID_ARGUMENT`
-/// (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`.
+/// (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`,
+/// `SHMBUS_ERR_CLAIM_LOST` (see `shmbus_publisher_commit`).
 ///
 /// # Safety
 ///
@@ -263,9 +264,12 @@ unsafe fn claim(
 }
 
 /// Publish the pending claim; `*position` (if `position` is not NULL) receives the
-/// event's position. The payload pointer is no longer the caller's.
+/// event's position. The payload pointer is no longer the caller's, whatever the
+/// result.
 ///
-/// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_NO_CLAIM`.
+/// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_NO_CLAIM`,
+/// `SHMBUS_ERR_CLAIM_LOST` (a subscriber turned the claim into a gap first, judging
+/// this process dead: the event was not published; the claim is gone).
 ///
 /// # Safety
 ///
@@ -278,7 +282,7 @@ pub unsafe extern "C" fn shmbus_publisher_commit(
     ffi(|| {
         // SAFETY: per this function's contract.
         let p = unsafe { handle::get_mut(publisher)? };
-        let at = p.take_grant()?.commit();
+        let at = p.take_grant()?.commit()?;
         if !position.is_null() {
             // SAFETY: non-NULL and writable per this function's contract.
             unsafe { position.write(at) };
@@ -356,7 +360,8 @@ unsafe fn send(
 /// `position` is not NULL) receives the event's position.
 ///
 /// Errors: `SHMBUS_ERR_NULL`, `SHMBUS_ERR_BAD_HANDLE`, `SHMBUS_ERR_INVALID_ARGUMENT`
-/// (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`.
+/// (`len` is 0), `SHMBUS_ERR_TOO_LARGE`, `SHMBUS_ERR_CLAIM_PENDING`,
+/// `SHMBUS_ERR_CLAIM_LOST` (see `shmbus_publisher_commit`).
 ///
 /// # Safety
 ///

@@ -20,8 +20,8 @@ pub enum shmbus_status {
     /// A required pointer argument was NULL (this includes a handle variable that a
     /// `*_close` call set to NULL).
     SHMBUS_ERR_NULL = 1,
-    /// An argument is out of range: a zero length, an unknown flag, a bad topic or
-    /// subscriber name, a capacity that is not a power of two from 4 KiB to 1 TiB,
+    /// An argument is out of range: a zero length, an unknown flag, a bad bus, topic
+    /// or subscriber name, a capacity that is not a power of two from 4 KiB to 1 TiB,
     /// a string that is not UTF-8.
     SHMBUS_ERR_INVALID_ARGUMENT = 2,
     /// The pointer is not an open handle of the expected type.
@@ -58,7 +58,9 @@ pub enum shmbus_status {
     /// Lossy mode: producers lapped this subscriber. It skipped what was overwritten
     /// and resumed; receive again.
     SHMBUS_ERR_LAGGED = 16,
-    /// The ring holds a malformed record header.
+    /// The ring holds a malformed record header, or a shared header word (the tail, a
+    /// subscriber position) that breaks the ring's invariants; `shmbus_last_error()`
+    /// names the word and its value.
     SHMBUS_ERR_CORRUPT = 17,
     /// The payload is not a valid event of the topic's schema.
     SHMBUS_ERR_INVALID_EVENT = 18,
@@ -84,12 +86,18 @@ pub enum shmbus_status {
     /// unknown or mistyped field, a number out of range); `shmbus_last_error()` says
     /// what and at which column.
     SHMBUS_ERR_JSON = 27,
+    /// The pending claim was turned into a gap before this commit: a subscriber judged
+    /// this publisher's process dead after the topic's unblock timeout (for example a
+    /// child forked without exec that uses a publisher its parent opened, or a process
+    /// in another PID namespace). The event was **not** published and subscribers see
+    /// a gap in its place; the claim is gone (publish again if it matters).
+    SHMBUS_ERR_CLAIM_LOST = 28,
 }
 
 use shmbus_status::*;
 
 /// Every status, in code order (for `shmbus_strerror` and the tests).
-const ALL: [shmbus_status; 28] = [
+const ALL: [shmbus_status; 29] = [
     SHMBUS_OK,
     SHMBUS_ERR_NULL,
     SHMBUS_ERR_INVALID_ARGUMENT,
@@ -118,6 +126,7 @@ const ALL: [shmbus_status; 28] = [
     SHMBUS_ERR_OTHER,
     SHMBUS_ERR_PANIC,
     SHMBUS_ERR_JSON,
+    SHMBUS_ERR_CLAIM_LOST,
 ];
 
 impl shmbus_status {
@@ -151,6 +160,9 @@ impl shmbus_status {
             SHMBUS_ERR_OTHER => c"unclassified error",
             SHMBUS_ERR_PANIC => c"internal error: the library panicked",
             SHMBUS_ERR_JSON => c"the JSON does not encode with the topic's schema",
+            SHMBUS_ERR_CLAIM_LOST => {
+                c"the claim was turned into a gap before its commit: the event was not published"
+            }
         }
     }
 }
@@ -239,7 +251,9 @@ impl From<OpenError> for Failure {
     #[inline(never)]
     fn from(e: OpenError) -> Failure {
         let code = match &e {
-            OpenError::InvalidName(_) | OpenError::InvalidConfig(_) => SHMBUS_ERR_INVALID_ARGUMENT,
+            OpenError::InvalidName(_)
+            | OpenError::InvalidBusName(_)
+            | OpenError::InvalidConfig(_) => SHMBUS_ERR_INVALID_ARGUMENT,
             OpenError::Io { .. } => SHMBUS_ERR_IO,
             OpenError::NotFound(_) => SHMBUS_ERR_NOT_FOUND,
             OpenError::BadMagic { .. }
@@ -272,6 +286,7 @@ impl From<AttachError> for Failure {
                 SHMBUS_ERR_POSITION
             }
             AttachError::Io(_) => SHMBUS_ERR_IO,
+            AttachError::CorruptWord { .. } => SHMBUS_ERR_CORRUPT,
             _ => SHMBUS_ERR_OTHER,
         };
         Failure::new(code, e.to_string())
@@ -290,6 +305,7 @@ impl From<SendError> for Failure {
             ),
             SendError::Timeout => Failure::new(SHMBUS_ERR_TIMEOUT, "timed out under back-pressure"),
             SendError::TooLarge { .. } => Failure::new(SHMBUS_ERR_TOO_LARGE, e.to_string()),
+            SendError::ClaimLost { .. } => Failure::new(SHMBUS_ERR_CLAIM_LOST, e.to_string()),
             _ => Failure::new(SHMBUS_ERR_OTHER, e.to_string()),
         }
     }
@@ -303,7 +319,7 @@ impl From<RecvError> for Failure {
             RecvError::Evicted => SHMBUS_ERR_EVICTED,
             RecvError::Lagged { .. } => SHMBUS_ERR_LAGGED,
             RecvError::Invalid { .. } | RecvError::WrongType { .. } => SHMBUS_ERR_INVALID_EVENT,
-            RecvError::Corrupt { .. } => SHMBUS_ERR_CORRUPT,
+            RecvError::Corrupt { .. } | RecvError::CorruptWord { .. } => SHMBUS_ERR_CORRUPT,
             _ => SHMBUS_ERR_OTHER,
         };
         Failure::new(code, e.to_string())

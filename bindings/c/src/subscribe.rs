@@ -83,9 +83,11 @@ pub const SHMBUS_SUBSCRIBER_ACCEPT_LOSS: u32 = 1;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct shmbus_subscriber_options {
-    /// NULL for an anonymous subscriber, or a durable name (1 to 104 bytes of UTF-8):
-    /// its position lives in the ring file and a later subscriber with the same name
-    /// resumes there (`start` is used only the first time).
+    /// NULL for an anonymous subscriber, or a durable name (1 to 96 bytes of UTF-8:
+    /// the room a consumer slot of the ring file has for it; longer or empty is
+    /// `SHMBUS_ERR_INVALID_ARGUMENT`): its position lives in the ring file and a later
+    /// subscriber with the same name resumes there (`start` is used only the first
+    /// time).
     pub name: *const c_char,
     /// `SHMBUS_START_LATEST`, `SHMBUS_START_EARLIEST` or `SHMBUS_START_POSITION`.
     pub start: u32,

@@ -487,6 +487,32 @@ fn c_invalid_use_returns_codes() {
     line_with(&lines, "misuse: all expectations held");
 }
 
+/// The scenario from C: subscriber, then fork() without exec; the child's own
+/// publisher claims, sleeps past the unblock timeout and commits. The child is alive:
+/// its commit succeeds and the parent receives the event.
+#[test]
+fn c_forked_child_without_exec_publishes_after_a_stall() {
+    let dir = TempBus::new("fork");
+    let lines = Proc::spawn(command(&program("tests/c/fork.c", Link::Shared), &[&dir.0])).success();
+    line_with(&lines, "child commit -> success");
+    line_with(&lines, "child exit 0");
+    line_with(&lines, "fork: all expectations held");
+}
+
+/// Subscriber names of 96 bytes pass and 97 fail; a hidden bus name is refused as a
+/// bus name.
+#[test]
+fn c_name_rules_hold_at_their_boundaries() {
+    let dir = TempBus::new("names");
+    let lines = Proc::spawn(command(
+        &program("tests/c/names.c", Link::Shared),
+        &[&dir.0],
+    ))
+    .success();
+    line_with(&lines, "bus error: invalid bus name");
+    line_with(&lines, "names: all expectations held");
+}
+
 #[test]
 fn c_program_links_the_static_library() {
     let dir = TempBus::new("static");
