@@ -18,5 +18,5 @@ mod wake;
 
 pub use protocol::RecordHeader;
 pub(crate) use protocol::*;
-pub use slots::HeaderWords;
 pub(crate) use slots::{init_slots, publish_ready, NamedTake};
+pub use slots::{HeaderWords, TopicStats};

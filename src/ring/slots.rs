@@ -46,14 +46,23 @@ pub struct HeaderWords {
     pub reaped_producers: u64,
 }
 
-/// The topic's counters (a racy snapshot).
+/// Counters of a topic (a racy snapshot). Records, bytes and stalls count every
+/// publisher the topic ever had: they never decrease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Counters {
+pub struct TopicStats {
+    /// Next position to be claimed.
+    pub tail: u64,
+    /// Records published, by every publisher the topic ever had.
     pub records: u64,
+    /// Payload bytes published, by every publisher the topic ever had.
     pub bytes: u64,
+    /// Back-pressure stalls, of every publisher the topic ever had.
     pub stalls: u64,
+    /// Gap records written for dead producers' claims.
     pub gaps: u64,
+    /// Bytes covered by gap records.
     pub gap_bytes: u64,
+    /// Subscribers evicted.
     pub evictions: u64,
 }
 
@@ -470,8 +479,11 @@ impl<M: Memory> Ring<M> {
 
     /// The topic's counters: records, bytes and stalls over every producer slot that
     /// was ever used (they never decrease), and the rare counters.
-    pub fn counters(&self) -> Counters {
-        let mut c = Counters::default();
+    pub fn counters(&self) -> TopicStats {
+        let mut c = TopicStats {
+            tail: self.tail().load(Ordering::Acquire),
+            ..TopicStats::default()
+        };
         for i in 0..MAX_PRODUCERS {
             // Saturating: a scribbled counter must not wrap the total (or panic).
             let word = |f| self.pword(i, f).load(Ordering::Relaxed);

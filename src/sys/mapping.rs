@@ -53,6 +53,25 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
+    /// A one-page read-write mapping of the ring file around the record header at file
+    /// offset `off`, and the header's offset in it: how a reader whose data mapping is
+    /// read-only writes a gap record. `None` if the page cannot be mapped.
+    fn header_page(&self, off: usize) -> Option<(memmap2::MmapMut, usize)> {
+        let page = 4096usize;
+        let file_off = off & !(page - 1);
+        // SAFETY: maps one page of the ring file shared; the callers touch only the
+        // record header they own under the unblock lock, with atomics for its commit
+        // word.
+        let m = unsafe {
+            MmapOptions::new()
+                .offset(file_off as u64)
+                .len(page)
+                .map_mut(&self.file)
+        }
+        .ok()?;
+        Some((m, off - file_off))
+    }
+
     /// Map `file` (header + `capacity` bytes of data); data read-only unless `writable`.
     pub fn new(
         file: File,
@@ -198,18 +217,9 @@ impl Memory for Mapping {
                 .compare_exchange(current, new, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok();
         }
-        // Read-only data mapping: through a one-page read-write mapping, as `store_gap`.
-        let page = 4096usize;
-        let file_off = off & !(page - 1);
-        let in_page = off - file_off;
-        // SAFETY: maps one page of the ring file shared; the CAS below is the only
-        // access, on a word the unblock lock holder decides.
-        let Ok(mut m) = (unsafe {
-            MmapOptions::new()
-                .offset(file_off as u64)
-                .len(page)
-                .map_mut(&self.file)
-        }) else {
+        // Read-only data mapping: the CAS below is the only access through the page, on
+        // a word the unblock lock holder decides.
+        let Some((mut m, in_page)) = self.header_page(off) else {
             return false;
         };
         let p = m.as_mut_ptr();
@@ -228,18 +238,9 @@ impl Memory for Mapping {
             self.word(off).store(commit, Ordering::Release);
             return;
         }
-        // Read-only data mapping: write through a one-page read-write mapping.
-        let page = 4096usize;
-        let file_off = off & !(page - 1);
-        let in_page = off - file_off;
-        // SAFETY: maps one page of the ring file shared; the bytes written are the
-        // abandoned record's header, owned by the unblock lock holder.
-        let Ok(mut m) = (unsafe {
-            MmapOptions::new()
-                .offset(file_off as u64)
-                .len(page)
-                .map_mut(&self.file)
-        }) else {
+        // Read-only data mapping: the bytes written are the abandoned record's header,
+        // owned by the unblock lock holder.
+        let Some((mut m, in_page)) = self.header_page(off) else {
             return;
         };
         m[in_page + 8..in_page + 12].copy_from_slice(&len.to_le_bytes());

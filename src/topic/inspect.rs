@@ -63,26 +63,7 @@ pub struct SubscriberInfo {
     pub heartbeat_ns: u64,
 }
 
-/// Counters of a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TopicStats {
-    /// Next position to be claimed.
-    pub tail: u64,
-    /// Records published (sum over attached producers).
-    pub records: u64,
-    /// Payload bytes published (sum over attached producers).
-    pub bytes: u64,
-    /// Back-pressure stalls (sum over attached producers).
-    pub stalls: u64,
-    /// Gap records written for dead producers' claims.
-    pub gaps: u64,
-    /// Bytes covered by gap records.
-    pub gap_bytes: u64,
-    /// Subscribers evicted.
-    pub evictions: u64,
-}
-
-pub use crate::ring::HeaderWords;
+pub use crate::ring::{HeaderWords, TopicStats};
 
 impl<E: Payload> Topic<E> {
     /// A snapshot of the header's shared words (see [`HeaderWords`]).
@@ -138,16 +119,7 @@ impl<E: Payload> Topic<E> {
     /// Counters. Records, bytes and stalls count every publisher the topic ever had:
     /// they never decrease, whatever publishers come and go or die.
     pub fn stats(&self) -> TopicStats {
-        let c = self.inner.ring.counters();
-        TopicStats {
-            tail: self.tail(),
-            records: c.records,
-            bytes: c.bytes,
-            stalls: c.stalls,
-            gaps: c.gaps,
-            gap_bytes: c.gap_bytes,
-            evictions: c.evictions,
-        }
+        self.inner.ring.counters()
     }
 
     /// Attached producers.
