@@ -35,14 +35,16 @@
 //! A segment before the last with a damaged footer and a run that does not verify
 //! still is an error.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::format::index;
 use super::format::names::{idx_tmp_path, list_segments, prepared_path};
 use super::format::segment::{Summary, FOOTER_MAGIC, SEG_HEADER};
-use super::format::validate::{check_header, read_at_most, read_footer, scan_file};
+use super::format::validate::{
+    check_header, open_regular, read_at_most, read_footer, read_index_file, scan_file,
+};
 use super::reader::SegmentReader;
 use super::{io_err, StoreError};
 
@@ -182,11 +184,7 @@ pub(crate) fn recover(
         }
         let mut last = i + 1 == n;
         let path = &seg.path;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_err(path, "open segment"))?;
+        let file = open_regular(path, true).map_err(io_err(path, "open segment"))?;
         let len = file.metadata().map_err(io_err(path, "stat segment"))?.len();
         let mut hb = [0u8; SEG_HEADER];
         let got = read_at_most(&file, &mut hb, 0).map_err(io_err(path, "read segment header"))?;
@@ -260,7 +258,7 @@ pub(crate) fn recover(
                 }
                 let idx_path = seg.idx_path();
                 let idx_bytes = index::encode(seg.base, &entries);
-                let idx_same = std::fs::read(&idx_path).is_ok_and(|b| b == idx_bytes);
+                let idx_same = read_index_file(&idx_path, len).is_some_and(|b| b == idx_bytes);
                 if last && continue_tail {
                     file.set_len(sum.data_end)
                         .map_err(io_err(path, "truncate segment"))?;

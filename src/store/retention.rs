@@ -73,7 +73,8 @@ pub fn apply_retention<E: Payload>(
         None
     };
     for seg in segs.iter().take(segs.len().saturating_sub(1)) {
-        let file = std::fs::File::open(&seg.path).map_err(io_err(&seg.path, "open segment"))?;
+        let file = crate::store::format::validate::open_regular(&seg.path, false)
+            .map_err(io_err(&seg.path, "open segment"))?;
         let Ok(Some((footer, _))) = read_footer(&seg.path, &file, seg.len) else {
             break;
         };

@@ -133,4 +133,5 @@ pub fn check_exactly_once(recs: &[(u64, u32, u64, u64)], producers: u32, per: u6
 
 #[path = "../common/mod.rs"]
 mod common;
+#[allow(unused_imports)]
 pub use common::wait_until;

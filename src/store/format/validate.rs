@@ -14,8 +14,9 @@
 //! Problems inside a file are `(offset, what)` pairs until they meet a path, where
 //! they become [`StoreError::Corrupt`].
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 
 use zerocopy::FromBytes;
@@ -111,6 +112,48 @@ pub(crate) struct Opened {
     pub footer: Option<(Summary, Vec<u8>)>,
 }
 
+/// Opens a store file (`write` for recovery's repairs): never blocks and never takes
+/// anything but a regular file. `O_NONBLOCK` makes `open` return at once on a FIFO
+/// planted in place of a segment or an index (it would otherwise wait for a writer
+/// forever); the file type is then checked on the open file, so a FIFO, a device (a
+/// link to `/dev/zero`), a socket or a directory is refused with an error that says so.
+/// On a regular file `O_NONBLOCK` changes nothing.
+///
+/// # Errors
+///
+/// The open's own error, or `InvalidInput` ("not a regular file") for any other type.
+pub(crate) fn open_regular(path: &Path, write: bool) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file ({kind:?})"),
+        ));
+    }
+    Ok(file)
+}
+
+/// The bytes of the index of a segment of `seg_len` bytes, if the index is a regular
+/// file no larger than the format allows for that segment: one entry per run of at
+/// least one record, so never more entries than the segment has 64-byte record slots.
+/// Anything else (missing, a FIFO, a device, a sparse file of gigabytes) is `None`,
+/// which every reader treats as a missing index, without reading more than that bound.
+pub(crate) fn read_index_file(idx: &Path, seg_len: u64) -> Option<Vec<u8>> {
+    let max = index::IDX_HEADER as u64 + (seg_len / RECORD_ALIGN + 1) * index::ENTRY_SIZE as u64;
+    let file = open_regular(idx, false).ok()?;
+    if file.metadata().ok()?.len() > max {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= max).then_some(bytes)
+}
+
 /// Open the segment file at `path` and check its header and (if it has a trailer) its
 /// footer: magic, version, header size, aligned base, footer checksum, and that a
 /// sealed segment's first record is at its base. Reads two small pieces of the file,
@@ -120,7 +163,7 @@ pub(crate) struct Opened {
 ///
 /// [`StoreError::Io`], or [`StoreError::Corrupt`] with path and offset.
 pub(crate) fn open_segment(path: &Path) -> Result<Opened, StoreError> {
-    let file = File::open(path).map_err(io_err(path, "open segment"))?;
+    let file = open_regular(path, false).map_err(io_err(path, "open segment"))?;
     let len = file.metadata().map_err(io_err(path, "stat segment"))?.len();
     let mut hb = [0u8; SEG_HEADER];
     let n = read_at_most(&file, &mut hb, 0).map_err(io_err(path, "read segment header"))?;
@@ -160,8 +203,7 @@ pub(crate) fn sealed_index(
     base: u64,
     sum: &Summary,
 ) -> Result<(Vec<IndexEntry>, bool), StoreError> {
-    let loaded = std::fs::read(idx_path)
-        .ok()
+    let loaded = read_index_file(idx_path, data.len() as u64)
         .and_then(|b| index::parse(&b, base).ok())
         .filter(|entries| index_consistent(data, base, sum, entries));
     if let Some(e) = loaded {
@@ -372,7 +414,7 @@ pub(crate) fn scan_file(
     base: u64,
     interval: u64,
 ) -> Result<Scan, StoreError> {
-    let idx = std::fs::read(idx_path(path)).ok();
+    let idx = read_index_file(&idx_path(path), len);
     let parsed = match idx.as_deref() {
         // Created, header not written yet (only after a crash): no run is covered.
         Some([]) => Some((Vec::new(), None)),
