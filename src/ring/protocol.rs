@@ -318,8 +318,9 @@ impl<M: Memory> Ring<M> {
     /// On success the claim is owned: the caller must write and [`Ring::commit`] it.
     /// If the claim crossed the end of the lap, the padding record is already
     /// committed. `must_wait` is set when a consumer joined concurrently and the claim
-    /// must not be written until [`Ring::wait_writable`] says so.
-    #[cfg(loom)]
+    /// must not be written until [`Ring::wait_writable`] says so. (The loom model's
+    /// entry point; publishers claim spans.)
+    #[cfg(all(loom, test))]
     #[inline]
     pub fn try_claim(
         &self,

@@ -2,7 +2,6 @@
 //! liveness, and futexes on shared memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Wall-clock time in ns since the Unix epoch (`CLOCK_REALTIME`, through the vDSO).
@@ -195,7 +194,7 @@ pub(crate) fn light_wake() -> bool {
 /// then not sleep for long, since a producer may have missed its announcement.
 #[cfg(not(loom))]
 pub(crate) fn heavy_barrier() -> bool {
-    static REFUSED: OnceLock<bool> = OnceLock::new();
+    static REFUSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     // Test hook: behave as if a seccomp filter refused membarrier.
     if *REFUSED.get_or_init(|| std::env::var_os("SHMBUS_FAULT_NO_MEMBARRIER").is_some()) {
         return false;
