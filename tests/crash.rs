@@ -268,10 +268,20 @@ fn producers_killed_at_random_moments_never_wedge_or_lose_committed_events() {
         let others: Vec<Child> = (1..3)
             .map(|i| spawn_role(TEST, &format!("pub:{i}:50000"), &tb.dir, &[]))
             .collect();
+        // The kill lands at a random moment of the victim's publishing, not before it
+        // starts (a process start can take longer than the shortest pause).
+        let victim_pid = victim.id();
+        assert!(
+            wait_until(Duration::from_secs(30), || topic
+                .producers()
+                .iter()
+                .any(|p| p.pid == victim_pid && p.records > 0)),
+            "round {round}: the victim never published"
+        );
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        std::thread::sleep(Duration::from_millis(20 + rng % 200));
+        std::thread::sleep(Duration::from_millis(rng % 200));
         sigkill(&victim);
         let _ = wait_child(victim, Duration::from_secs(10));
         for o in others {
