@@ -278,6 +278,50 @@ fn inspecting_subscriber_skips_an_abandoned_claim_without_writing_a_gap() {
     assert_eq!(u64::from_le_bytes(b) & 1, 0, "commit word at 0");
 }
 
+/// A query over a live ring is an inspecting reader: it reads past a claim that a killed
+/// producer abandoned without writing a gap record (nothing but its own slot), and
+/// counts the records around it.
+#[test]
+fn a_live_query_skips_an_abandoned_claim_without_writing_into_the_ring() {
+    const TEST: &str = "a_live_query_skips_an_abandoned_claim_without_writing_into_the_ring";
+    if let Some(r) = role() {
+        return child(r);
+    }
+    let tb = TempBus::new("inspect-query");
+    let t = topic(&tb.bus());
+    let mut p = t.publisher().unwrap();
+    p.send_bytes(1, b"before").unwrap();
+    let c = spawn_role(
+        TEST,
+        "publish",
+        &tb.dir,
+        &[("SHMBUS_FAULT", "after_claim".into())],
+    );
+    let (st, _) = wait_child(c, Duration::from_secs(20));
+    assert!(!st.success(), "the producer was to die after its claim");
+    p.send_bytes(1, b"after").unwrap();
+    let spec = shmbus::query::QuerySpec {
+        aggregates: vec!["count".into()],
+        ..Default::default()
+    };
+    let plan = shmbus::query::Plan::new(&spec, None, 0).unwrap();
+    let mut rows = Vec::new();
+    let stats = shmbus::query::LiveTopic::new(t.clone())
+        .scan(
+            &plan,
+            &mut |r| {
+                rows.push(format!("{r:?}"));
+                true
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows, ["[Int(2)]"], "the records on both sides of the claim");
+    assert_eq!(stats.records_scanned, 2, "{stats:?}");
+    assert_eq!(t.stats().gaps, 0, "the query wrote a gap record");
+}
+
 /// Old payload bytes under a new record's commit word can look like anything; a
 /// commit must never take them for a later lap's record and report a lost claim.
 /// Random payloads through a small ring, many laps, grants and copies: every commit

@@ -420,8 +420,10 @@ impl LiveTopic {
     /// topic the subscriber holds producers back like any subscriber while it scans
     /// (they may have to wait once the ring is full); in a lossy topic producers may
     /// lap it, and the bytes it missed are counted in [`ScanStats::missed_bytes`].
-    /// A record claimed but not yet committed is waited for (a dead producer's claim
-    /// becomes a gap after the topic's unblock timeout).
+    /// A record claimed but not yet committed is waited for; a dead producer's claim
+    /// is skipped after the topic's unblock timeout. The scan is an inspecting reader
+    /// ([`SubscriberBuilder::inspect`](crate::SubscriberBuilder::inspect)): it writes
+    /// nothing into the ring but its own consumer slot, no gap record either.
     ///
     /// # Errors
     ///
@@ -440,6 +442,7 @@ impl LiveTopic {
             .start(Start::Earliest)
             .accept_loss(true)
             .wait(Wait::Block)
+            .inspect(true)
             .open()
             .map_err(QueryError::Attach)?;
         let end = self.topic.tail();
