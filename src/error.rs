@@ -227,30 +227,6 @@ pub enum RecvError {
     },
 }
 
-/// Any shmbus error.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Error {
-    /// See [`OpenError`].
-    Open(OpenError),
-    /// See [`AttachError`].
-    Attach(AttachError),
-    /// See [`SendError`].
-    Send(SendError),
-    /// See [`RecvError`].
-    Recv(RecvError),
-    /// See [`SchemaError`](crate::schema::SchemaError).
-    Schema(crate::schema::SchemaError),
-    /// See [`DecodeError`](crate::schema::DecodeError).
-    Decode(crate::schema::DecodeError),
-    /// See [`FromJsonError`](crate::schema::FromJsonError).
-    FromJson(crate::schema::FromJsonError),
-    /// See [`StoreError`](crate::store::StoreError).
-    Store(crate::store::StoreError),
-    /// See [`QueryError`](crate::query::QueryError) (a query's parse errors included).
-    Query(crate::query::QueryError),
-}
-
 impl fmt::Display for OpenError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -416,22 +392,6 @@ impl fmt::Display for RecvError {
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Open(e) => e.fmt(f),
-            Error::Attach(e) => e.fmt(f),
-            Error::Send(e) => e.fmt(f),
-            Error::Recv(e) => e.fmt(f),
-            Error::Schema(e) => e.fmt(f),
-            Error::Decode(e) => e.fmt(f),
-            Error::FromJson(e) => e.fmt(f),
-            Error::Store(e) => e.fmt(f),
-            Error::Query(e) => e.fmt(f),
-        }
-    }
-}
-
 impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -457,41 +417,59 @@ impl std::error::Error for RecvError {
         }
     }
 }
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Open(e) => Some(e),
-            Error::Attach(e) => Some(e),
-            Error::Send(e) => Some(e),
-            Error::Recv(e) => Some(e),
-            Error::Schema(e) => Some(e),
-            Error::Decode(e) => Some(e),
-            Error::FromJson(e) => Some(e),
-            Error::Store(e) => Some(e),
-            Error::Query(e) => Some(e),
+/// Defines [`Error`] from one list of (variant, error type): the enum, its `Display`
+/// (the wrapped error's), its `source` (the wrapped error) and a `From` for each type.
+macro_rules! umbrella {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty)),* $(,)?) => {
+        /// Any shmbus error.
+        #[derive(Debug)]
+        #[non_exhaustive]
+        pub enum Error {
+            $($(#[$doc])* $variant($ty),)*
         }
-    }
-}
 
-macro_rules! into_error {
-    ($($variant:ident($ty:ty)),* $(,)?) => {$(
-        impl From<$ty> for Error {
+        impl fmt::Display for Error {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Error::$variant(e) => e.fmt(f),)*
+                }
+            }
+        }
+
+        impl std::error::Error for Error {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                match self {
+                    $(Error::$variant(e) => Some(e),)*
+                }
+            }
+        }
+
+        $(impl From<$ty> for Error {
             fn from(e: $ty) -> Self {
                 Error::$variant(e)
             }
-        }
-    )*};
+        })*
+    };
 }
 
-into_error!(
+umbrella!(
+    /// See [`OpenError`].
     Open(OpenError),
+    /// See [`AttachError`].
     Attach(AttachError),
+    /// See [`SendError`].
     Send(SendError),
+    /// See [`RecvError`].
     Recv(RecvError),
+    /// See [`SchemaError`](crate::schema::SchemaError).
     Schema(crate::schema::SchemaError),
+    /// See [`DecodeError`](crate::schema::DecodeError).
     Decode(crate::schema::DecodeError),
+    /// See [`FromJsonError`](crate::schema::FromJsonError).
     FromJson(crate::schema::FromJsonError),
+    /// See [`StoreError`](crate::store::StoreError).
     Store(crate::store::StoreError),
+    /// See [`QueryError`](crate::query::QueryError) (a query's parse errors included).
     Query(crate::query::QueryError),
 );
 

@@ -14,6 +14,7 @@ pub(crate) mod wait;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::error::AttachError;
 use crate::ring::layout::*;
 use crate::ring::{Liveness, Ring};
 use crate::schema::Schema;
@@ -68,5 +69,41 @@ impl<E> std::fmt::Debug for Topic<E> {
             .field("name", &self.inner.name)
             .field("path", &self.inner.ring.mem.path)
             .finish()
+    }
+}
+
+impl<E> Topic<E> {
+    /// The whole record at `pos` (header and payload, `size` bytes) in the mapping:
+    /// what the recorder writes to disk without copying.
+    ///
+    /// # Safety
+    ///
+    /// The record is committed and the caller's published position, at or before
+    /// `pos`, keeps producers off it for the lifetime the caller gives the slice.
+    pub(crate) unsafe fn record_bytes(&self, pos: u64, size: usize) -> &[u8] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.inner.ring.record_bytes(pos, size) }
+    }
+
+    /// The read-write view of the ring, mapped on first use.
+    pub(crate) fn writable_ring(&self) -> Result<Arc<Ring<Mapping>>, AttachError> {
+        if let Some(r) = self.inner.ring_rw.get() {
+            return Ok(r.clone());
+        }
+        let r = &self.inner.ring;
+        let file = r
+            .mem
+            .try_clone_file()
+            .map_err(|e| AttachError::Io(e.to_string()))?;
+        let map = Mapping::new(file, r.mem.path.clone(), r.p.capacity, true).map_err(|e| {
+            AttachError::Io(format!("map {} read-write: {e}", r.mem.path.display()))
+        })?;
+        let _ = self.inner.ring_rw.set(Arc::new(Ring::new(map, r.p)));
+        Ok(self
+            .inner
+            .ring_rw
+            .get()
+            .cloned()
+            .unwrap_or_else(|| unreachable!("set above")))
     }
 }
